@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+
+from stages.common import DataParams
+from stages.generate import generate, summary
+
+PARAMS = DataParams(seq_len=20, count=500, test_count=300, seed=7)
+
+
+def test_shapes_and_dtype():
+    train, test = generate(PARAMS)
+    assert train.shape == (500, 20) and test.shape == (300, 20)
+    assert train.dtype == test.dtype == np.uint8
+    assert set(np.unique(train)) == set(np.unique(test)) == {0, 1}
+
+
+def test_same_seed_same_bits_other_seed_other_bits():
+    train_a, test_a = generate(PARAMS)
+    train_b, test_b = generate(PARAMS)
+    assert train_a.tobytes() == train_b.tobytes() and test_a.tobytes() == test_b.tobytes()
+    train_c, _ = generate(PARAMS.model_copy(update={"seed": 8}))
+    assert not np.array_equal(train_a, train_c)
+
+
+def test_held_out_set_is_not_a_copy_of_training_data():
+    train, test = generate(PARAMS.model_copy(update={"test_count": PARAMS.count}))
+    assert not np.array_equal(train, test)
+    # 20 random bits give ~1e6 sequences: almost no held-out sequence should also be a training one.
+    train_rows = {row.tobytes() for row in train}
+    assert sum(row.tobytes() in train_rows for row in test) < 5
+
+
+def test_bits_are_fair_coin_flips():
+    train, _ = generate(DataParams(seq_len=50, count=20_000, test_count=1, seed=0))
+    assert summary(train)["share_of_ones"] == pytest.approx(0.5, abs=0.01)
+    assert summary(train)["share_odd_parity"] == pytest.approx(0.5, abs=0.02)

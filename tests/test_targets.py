@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from stages.targets import running_parity
+
+
+def brute_force_parity(bits: np.ndarray) -> np.ndarray:
+    """Count the ones in every prefix, one at a time."""
+    return np.array([[int(sum(row[: t + 1])) % 2 for t in range(len(row))] for row in bits], dtype=np.uint8)
+
+
+@given(arrays(np.uint8, st.tuples(st.integers(1, 20), st.integers(1, 60)), elements=st.integers(0, 1)))
+def test_matches_brute_force_count(bits):
+    parity = running_parity(bits)
+    assert parity.dtype == np.uint8 and parity.shape == bits.shape
+    np.testing.assert_array_equal(parity, brute_force_parity(bits))
+
+
+@pytest.mark.parametrize(
+    "bits, expected",
+    [
+        ([[0, 0, 0, 0]], [[0, 0, 0, 0]]),
+        ([[1, 1, 1, 1, 1]], [[1, 0, 1, 0, 1]]),
+        ([[1], [0]], [[1], [0]]),
+        ([[1, 0, 1, 1, 0]], [[1, 1, 0, 1, 1]]),
+    ],
+    ids=["all zeros", "all ones", "length 1", "docstring example"],
+)
+def test_edge_cases(bits, expected):
+    np.testing.assert_array_equal(running_parity(np.array(bits, dtype=np.uint8)), expected)
+
+
+def test_long_sequences_stay_uint8_and_exact():
+    bits = np.ones((2, 10_001), dtype=np.uint8)
+    parity = running_parity(bits)
+    assert parity.dtype == np.uint8
+    assert parity[0, -1] == 1 and parity[1, -2] == 0

@@ -1,0 +1,42 @@
+import keras
+import numpy as np
+
+from stages.common import DataParams, TrainParams, one_hot_pairs
+from stages.evaluate import score
+from stages.generate import generate
+from stages.targets import running_parity
+from stages.train import build_model, train
+
+# Short sequences and a larger learning rate: a configuration that learns within seconds for this seed.
+EASY_DATA = DataParams(seq_len=10, count=4000, test_count=1000, seed=1)
+EASY_TRAIN = TrainParams(units=2, epochs=8, batch_size=32, learning_rate=0.01, seed=0)
+
+
+def test_model_has_the_reference_layers():
+    model = build_model(units=3, learning_rate=0.001)
+    lstm, dense = model.layers
+    assert isinstance(lstm, keras.layers.LSTM) and lstm.units == 3 and lstm.return_sequences
+    assert isinstance(dense, keras.layers.Dense) and dense.units == 2
+    assert dense.activation is keras.activations.softmax
+    assert model.loss == "binary_crossentropy"
+    assert float(model.optimizer.learning_rate) == np.float32(0.001)
+    # The time axis is open: a model trained at one length runs at any other.
+    for seq_len in (1, 7, 123):
+        assert model.predict(one_hot_pairs(np.zeros((2, seq_len), np.uint8)), verbose=0).shape == (2, seq_len, 2)
+
+
+def test_short_training_learns_parity_on_held_out_data():
+    train_bits, test_bits = generate(EASY_DATA)
+    model = train(train_bits, running_parity(train_bits), EASY_TRAIN)
+    probabilities = model.predict(one_hot_pairs(test_bits), verbose=0)
+    metrics, _ = score(probabilities, running_parity(test_bits))
+    assert metrics["final_step_accuracy"] > 0.95, metrics
+
+
+def test_same_seed_gives_the_same_weights():
+    train_bits, _ = generate(EASY_DATA)
+    parity = running_parity(train_bits)
+    params = EASY_TRAIN.model_copy(update={"epochs": 1})
+    first, second = (train(train_bits, parity, params).get_weights() for _ in range(2))
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
