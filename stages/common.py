@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 PARAMS_FILE = Path("params.yaml")
 TRAIN_BITS = Path("data/train_bits.npy")
@@ -39,6 +39,8 @@ class TrainParams(Params):
     batch_size: PositiveInt
     learning_rate: PositiveFloat
     seed: NonNegativeInt
+    # Stop after the first epoch whose training accuracy reaches this; null trains all `epochs`.
+    stop_at_accuracy: float | None = Field(gt=0, le=1)
 
 
 def load_params(section: str, schema: type[P], path: Path = PARAMS_FILE) -> P:

@@ -1,36 +1,20 @@
 """The real `dvc repro` on a throw-away copy of the pipeline with tiny params, judged by DVC's own messages."""
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from stages.common import DataParams, TrainParams
+from tests.scratch_repo import REPO, commit, dvc, make_scratch_repo, set_param
 
-REPO = Path(__file__).resolve().parents[1]
 STAGES = ("generate", "targets", "train", "evaluate")
 TINY_PARAMS = {
     "data": {"seq_len": 6, "count": 256, "test_count": 64, "seed": 0},
-    "train": {"units": 1, "epochs": 1, "batch_size": 64, "learning_rate": 0.01, "seed": 0},
+    "train": {"units": 1, "epochs": 1, "batch_size": 64, "learning_rate": 0.01, "seed": 0, "stop_at_accuracy": None},
 }
-
-
-def run(cwd: Path, *command: str) -> str:
-    # The interpreter running the tests also runs DVC and, through PATH, the stages' `python -m ...`.
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
-
-
-def dvc(cwd: Path, *args: str) -> str:
-    return run(cwd, sys.executable, "-m", "dvc", *args)
 
 
 def repro(cwd: Path) -> dict[str, set[str]]:
@@ -47,33 +31,12 @@ def ran_exactly(*stages: str) -> dict[str, set[str]]:
     return {"ran": set(stages), "restored": set(), "skipped": set(STAGES) - set(stages)}
 
 
-def set_param(repo: Path, section: str, key: str, value) -> None:
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params[section][key] = value
-    (repo / "params.yaml").write_text(yaml.safe_dump(params))
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore"):
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / name, tmp_path / name)
-    shutil.copytree(REPO / "stages", tmp_path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS))
-    run(tmp_path, "git", "init", "-q")
-    # CI has no global git identity.
-    run(tmp_path, "git", "config", "user.name", "parity-lstm tests")
-    run(tmp_path, "git", "config", "user.email", "tests@parity-lstm.invalid")
-    return tmp_path
-
-
-def commit(repo: Path, message: str) -> None:
-    run(repo, "git", "add", "-A")
-    run(repo, "git", "commit", "-qm", message)
+    return make_scratch_repo(tmp_path, TINY_PARAMS)
 
 
 def test_repro_reruns_only_what_a_change_touches(repo: Path):
-    commit(repo, "pipeline")
     assert repro(repo)["ran"] == set(STAGES)
     evaluation = json.loads((repo / "metrics/evaluate.json").read_text())
     assert {"step_accuracy", "final_step_accuracy", "sequence_accuracy", "mean_final_confidence"} <= evaluation.keys()
@@ -102,5 +65,5 @@ def test_each_stage_declares_exactly_the_params_it_reads(stage, section, schema)
 def test_default_params_are_the_reference_experiment():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     assert DataParams(**params["data"]).model_dump(include={"seq_len", "count"}) == {"seq_len": 50, "count": 100_000}
-    reference = {"units": 1, "epochs": 10, "batch_size": 128, "learning_rate": 0.001}
+    reference = {"units": 1, "epochs": 10, "batch_size": 128, "learning_rate": 0.001, "stop_at_accuracy": None}
     assert TrainParams(**params["train"]).model_dump(exclude={"seed"}) == reference

@@ -9,7 +9,7 @@ from stages.train import build_model, train
 
 # Short sequences and a larger learning rate: a configuration that learns within seconds for this seed.
 EASY_DATA = DataParams(seq_len=10, count=4000, test_count=1000, seed=1)
-EASY_TRAIN = TrainParams(units=2, epochs=8, batch_size=32, learning_rate=0.01, seed=0)
+EASY_TRAIN = TrainParams(units=2, epochs=8, batch_size=32, learning_rate=0.01, seed=0, stop_at_accuracy=None)
 
 
 def test_model_has_the_reference_layers():
@@ -40,3 +40,11 @@ def test_same_seed_gives_the_same_weights():
     first, second = (train(train_bits, parity, params).get_weights() for _ in range(2))
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_stop_at_accuracy_ends_training_at_the_first_epoch_that_reaches_it():
+    train_bits, _ = generate(EASY_DATA)
+    params = EASY_TRAIN.model_copy(update={"stop_at_accuracy": 0.9})
+    accuracy = train(train_bits, running_parity(train_bits), params).history.history["accuracy"]
+    assert len(accuracy) < EASY_TRAIN.epochs
+    assert accuracy[-1] >= 0.9 and max(accuracy[:-1]) < 0.9

@@ -1,0 +1,52 @@
+"""A throw-away git + DVC copy of this pipeline, for the tests and the benchmark to run the real CLI in."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PIPELINE_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore")
+
+
+def run(cwd: Path, *command: str) -> str:
+    """Run a command, fail with its output if it fails, return stdout and stderr."""
+    # The interpreter running this also runs DVC and, through PATH, the stages' `python -m ...`.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def dvc(cwd: Path, *args: str) -> str:
+    return run(cwd, sys.executable, "-m", "dvc", *args)
+
+
+def set_param(repo: Path, section: str, key: str, value) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params[section][key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def commit(repo: Path, message: str) -> None:
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", message)
+
+
+def make_scratch_repo(path: Path, params: dict | None = None) -> Path:
+    """Copy the pipeline (code, dvc.yaml, params or `params`) into a new git repo at `path` and commit it."""
+    for name in PIPELINE_FILES:
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / name, path / name)
+    shutil.copytree(REPO / "stages", path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    if params is not None:
+        (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(path, "git", "init", "-q")
+    # CI has no global git identity.
+    run(path, "git", "config", "user.name", "parity-lstm scratch")
+    run(path, "git", "config", "user.email", "scratch@parity-lstm.invalid")
+    commit(path, "pipeline")
+    return path
