@@ -27,9 +27,8 @@ def main(seed: int, test_bits_file: Path, out: Path) -> None:
     started = time.perf_counter()
     import keras
 
-    from stages.common import load_array, one_hot_pairs
+    from stages.common import load_array, one_hot_pairs, running_parity
     from stages.evaluate import score
-    from stages.targets import running_parity
 
     random.seed(seed)
     keras.utils.set_random_seed(seed)

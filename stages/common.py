@@ -1,21 +1,24 @@
-"""What the stages share: file names, params loading, array and JSON I/O, the one-hot pair encoding."""
+"""What the stages share: file names, params, array and JSON I/O, sampling, parity and the pair encoding."""
 
 import json
 import os
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
 PARAMS_FILE = Path("params.yaml")
 TRAIN_BITS = Path("data/train_bits.npy")
 TEST_BITS = Path("data/test_bits.npy")
 TRAIN_PARITY = Path("data/train_parity.npy")
+TRAIN_WEIGHTS = Path("data/train_weights.npy")
 TEST_PARITY = Path("data/test_parity.npy")
 MODEL_FILE = Path("models/model.keras")
 METRICS_DIR = Path("metrics")
+# Marks the steps in front of a sequence shorter than seq_len: neither bit, encoded [0, 0].
+PAD = 2
 
 
 class Params(BaseModel):
@@ -25,12 +28,32 @@ class Params(BaseModel):
 
 class DataParams(Params):
     seq_len: PositiveInt
+    # Shortest sequence: below seq_len, lengths are uniform in [min_len, seq_len], padded in front with PAD.
+    # null: every sequence is seq_len long.
+    min_len: PositiveInt | None
     count: PositiveInt
     test_count: PositiveInt
     seed: NonNegativeInt
 
+    @model_validator(mode="after")
+    def _min_len_at_most_seq_len(self):
+        if self.min_len is not None and self.min_len > self.seq_len:
+            raise ValueError(f"data.min_len ({self.min_len}) must be at most data.seq_len ({self.seq_len})")
+        return self
+
+
+class TargetsParams(Params):
+    # running: the parity so far is the label at every step; final: only the last step is supervised.
+    mode: Literal["running", "final"]
+
 
 P = TypeVar("P", bound=Params)
+
+
+class EvaluateParams(Params):
+    lengths: list[PositiveInt] = Field(min_length=1)
+    sequences_per_length: PositiveInt
+    seed: NonNegativeInt
 
 
 class TrainParams(Params):
@@ -82,6 +105,16 @@ def save_model(model, path: Path = MODEL_FILE) -> None:
 
 
 def one_hot_pairs(bits: np.ndarray) -> np.ndarray:
-    """Encode 0/1 values as the reference does: x -> [x, 1 - x], as float32 with a trailing axis of 2."""
-    x = bits.astype(np.float32)
-    return np.stack([x, 1.0 - x], axis=-1)
+    """Encode bits as the reference does, x -> [x, 1 - x], and PAD as [0, 0]: float32 with a trailing axis of 2."""
+    return np.stack([bits == 1, bits == 0], axis=-1).astype(np.float32)
+
+
+def random_bits(rng: np.random.Generator, count: int, seq_len: int) -> np.ndarray:
+    """`count` sequences of `seq_len` uniform random bits, shape (count, seq_len), dtype uint8."""
+    return rng.integers(0, 2, size=(count, seq_len), dtype=np.uint8)
+
+
+def running_parity(bits: np.ndarray) -> np.ndarray:
+    """Parity of bits[..., :t+1] for every t (PAD counts as 0), same shape and dtype uint8 as the bits."""
+    # XOR-accumulate keeps uint8 throughout; cumsum would widen to int64 (8x the memory).
+    return np.bitwise_xor.accumulate(bits == 1, axis=-1, dtype=np.uint8)

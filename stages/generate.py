@@ -1,34 +1,43 @@
 """Stage `generate`: random bit sequences for training and a held-out set, stored as uint8 arrays.
 
-    data.count=2, data.seq_len=5  ->  data/train_bits.npy = [[1 0 1 1 0]
-                                                             [0 0 1 0 1]]
+With data.min_len below data.seq_len, lengths vary and shorter sequences are padded in front with PAD (2):
+    data.seq_len=5, data.min_len=3  ->  [[2 2 1 0 1]
+                                         [0 1 1 0 1]]
+Fixed length:
+
+data.count=2, data.seq_len=5  ->  data/train_bits.npy = [[1 0 1 1 0]
+                                                         [0 0 1 0 1]]
 """
 
 import numpy as np
 
-from stages.common import TEST_BITS, TRAIN_BITS, DataParams, load_params, save_array, write_metrics
+from stages.common import PAD, TEST_BITS, TRAIN_BITS, DataParams, load_params, random_bits, save_array, write_metrics
 
 
-def random_bits(rng: np.random.Generator, count: int, seq_len: int) -> np.ndarray:
-    """`count` sequences of `seq_len` uniform random bits, shape (count, seq_len), dtype uint8."""
-    return rng.integers(0, 2, size=(count, seq_len), dtype=np.uint8)
+def sequences(rng: np.random.Generator, count: int, params: DataParams) -> np.ndarray:
+    """`count` sequences of random bits; with `min_len`, of random lengths padded in front to seq_len."""
+    bits = random_bits(rng, count, params.seq_len)
+    if params.min_len is not None and params.min_len < params.seq_len:
+        lengths = rng.integers(params.min_len, params.seq_len, size=count, endpoint=True)
+        # Padding in front keeps every sequence's last bit at the last step, where the final label is read.
+        bits[np.arange(params.seq_len) < (params.seq_len - lengths)[:, None]] = PAD
+    return bits
 
 
 def generate(params: DataParams) -> tuple[np.ndarray, np.ndarray]:
     """Training and held-out bits, each from its own stream of one seed, so they never share draws."""
     train_rng, test_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(params.seed).spawn(2))
-    return (
-        random_bits(train_rng, params.count, params.seq_len),
-        random_bits(test_rng, params.test_count, params.seq_len),
-    )
+    return sequences(train_rng, params.count, params), sequences(test_rng, params.test_count, params)
 
 
 def summary(bits: np.ndarray) -> dict:
+    real = bits != PAD
     return {
         "count": bits.shape[0],
         "seq_len": bits.shape[1],
-        "share_of_ones": float(bits.mean()),
-        "share_odd_parity": float((bits.sum(axis=1) % 2).mean()),
+        "mean_length": float(real.sum(axis=1).mean()),
+        "share_of_ones": float((bits == 1).sum() / real.sum()),
+        "share_odd_parity": float(((bits == 1).sum(axis=1) % 2).mean()),
     }
 
 

@@ -1,7 +1,7 @@
 """Stage `train`: the reference model, LSTM(units, per-step outputs) -> Dense(2, softmax), fit on per-step parity.
 
-    input  [[1,0] [0,1] [1,0]]     bits 1 0 1, each as the pair [x, 1-x]
-    target [[1,0] [1,0] [0,1]]     running parity 1 1 0, paired the same way
+input  [[1,0] [0,1] [1,0]]     bits 1 0 1, each as the pair [x, 1-x]
+target [[1,0] [1,0] [0,1]]     running parity 1 1 0, paired the same way
 """
 
 import sys
@@ -16,6 +16,7 @@ from stages.common import (
     METRICS_DIR,
     TRAIN_BITS,
     TRAIN_PARITY,
+    TRAIN_WEIGHTS,
     TrainParams,
     load_array,
     load_params,
@@ -39,26 +40,28 @@ def build_model(units: int, learning_rate: float) -> keras.Model:
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="binary_crossentropy",
-        metrics=["accuracy"],
+        # Weighted, so that padding and unsupervised steps do not count.
+        weighted_metrics=["accuracy"],
         jit_compile=True,
         steps_per_execution=STEPS_PER_EXECUTION,
     )
     return model
 
 
-def shuffled_batches(inputs: np.ndarray, targets: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
-    """A fresh shuffle every epoch and a smaller last batch, as `fit(shuffle=True)` does with arrays.
+def shuffled_batches(arrays: tuple[np.ndarray, ...], batch_size: int, seed: int) -> tf.data.Dataset:
+    """Batches of rows of `arrays`, reshuffled every epoch, the last one smaller, as `fit(shuffle=True)` does.
 
     The batch dimension stays unknown (None) to Keras, so its XLA step is traced once; with plain arrays the
     smaller last batch makes Keras retrace and recompile it twice more (~3 s).
     """
-    inputs, targets = tf.constant(inputs), tf.constant(targets)
-    count = len(inputs)
+    # Tensors made once: a numpy array captured by the map function would be copied for every batch.
+    tensors = [tf.constant(array) for array in arrays]
+    count = len(arrays[0])
     return (
         tf.data.Dataset.range(count)
         .shuffle(count, seed=seed)
         .batch(batch_size)
-        .map(lambda index: (tf.gather(inputs, index), tf.gather(targets, index)))
+        .map(lambda index: tuple(tf.gather(tensor, index) for tensor in tensors))
         .prefetch(tf.data.AUTOTUNE)
     )
 
@@ -75,8 +78,10 @@ class StopAtAccuracy(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def train(bits: np.ndarray, parity: np.ndarray, params: TrainParams, callbacks=()) -> keras.Model:
-    """Fit a fresh model; the same params and data give the same weights."""
+def train(
+    bits: np.ndarray, parity: np.ndarray, supervised: np.ndarray, params: TrainParams, callbacks=()
+) -> keras.Model:
+    """Fit a fresh model, the loss read where `supervised` is 1; the same params and data give the same weights."""
     keras.utils.set_random_seed(params.seed)
     model = build_model(params.units, params.learning_rate)
     # Built now, not lazily in the first step, so the compiled step is not traced a second time in epoch 2.
@@ -84,7 +89,9 @@ def train(bits: np.ndarray, parity: np.ndarray, params: TrainParams, callbacks=(
     if params.stop_at_accuracy is not None:
         callbacks = [*callbacks, StopAtAccuracy(params.stop_at_accuracy)]
     model.fit(
-        shuffled_batches(one_hot_pairs(bits), one_hot_pairs(parity), params.batch_size, params.seed),
+        shuffled_batches(
+            (one_hot_pairs(bits), one_hot_pairs(parity), supervised.astype(np.float32)), params.batch_size, params.seed
+        ),
         epochs=params.epochs,
         shuffle=False,  # the dataset shuffles itself
         callbacks=list(callbacks),
@@ -96,10 +103,10 @@ def train(bits: np.ndarray, parity: np.ndarray, params: TrainParams, callbacks=(
 
 def main() -> None:
     params = load_params("train", TrainParams)
-    bits, parity = load_array(TRAIN_BITS), load_array(TRAIN_PARITY)
+    bits, parity, supervised = load_array(TRAIN_BITS), load_array(TRAIN_PARITY), load_array(TRAIN_WEIGHTS)
     # One dvclive directory for this stage; dvc.yaml declares its files, so dvclive must not edit dvc.yaml.
     with Live(dir=str(METRICS_DIR / "train"), dvcyaml=False, save_dvc_exp=False) as live:
-        model = train(bits, parity, params, callbacks=[DVCLiveCallback(live=live)])
+        model = train(bits, parity, supervised, params, callbacks=[DVCLiveCallback(live=live)])
     save_model(model)
 
 

@@ -1,8 +1,10 @@
+import keras
 import numpy as np
 import pytest
 
-from stages.common import one_hot_pairs
-from stages.evaluate import score
+from stages.common import EvaluateParams, one_hot_pairs, running_parity
+from stages.evaluate import forward_pass, lstm_states, score, score_by_length
+from tests.conftest import flip_flop_weights
 
 
 def test_perfect_predictions_score_one():
@@ -36,3 +38,50 @@ def test_a_coin_flip_model_scores_one_half():
     metrics, _ = score(one_hot_pairs(guesses), parity)
     assert metrics["final_step_accuracy"] == pytest.approx(0.5, abs=0.03)
     assert metrics["sequence_accuracy"] < 0.01
+
+
+def test_the_flip_flop_model_is_exactly_right(flip_flop_model):
+    bits = np.random.default_rng(0).integers(0, 2, (200, 60), dtype=np.uint8)
+    metrics, _ = score(flip_flop_model.predict(one_hot_pairs(bits), verbose=0), running_parity(bits))
+    assert metrics["sequence_accuracy"] == 1.0 and metrics["mean_final_confidence"] > 0.999
+
+
+def test_lengths_far_beyond_training_are_scored_in_bounded_chunks(flip_flop_model, monkeypatch):
+    params = EvaluateParams(lengths=[1, 7, 3000], sequences_per_length=30, seed=0)
+    forward = forward_pass(flip_flop_model)
+    assert score_by_length(forward, params) == {
+        str(length): {"final_step_accuracy": 1.0, "sequence_accuracy": 1.0} for length in (1, 7, 3000)
+    }
+    shapes = []
+    monkeypatch.setattr("stages.evaluate.STEPS_PER_CALL", 10_000)
+    score_by_length(lambda x: shapes.append(x.shape) or forward(x), params.model_copy(update={"lengths": [3000]}))
+    assert shapes == [(3, 3000, 2)] * 10
+
+
+def test_a_wrong_model_scores_badly_at_length(flip_flop_model):
+    wrong = keras.models.clone_model(flip_flop_model)
+    weights = flip_flop_weights()
+    weights[3] = -weights[3]  # the readout inverted: every step wrong
+    weights[4] = -weights[4]
+    wrong.set_weights(weights)
+    result = score_by_length(forward_pass(wrong), EvaluateParams(lengths=[100], sequences_per_length=20, seed=0))
+    assert result == {"100": {"final_step_accuracy": 0.0, "sequence_accuracy": 0.0}}
+
+
+def test_cell_state_flips_with_every_one_bit(flip_flop_model):
+    bits = np.array([0, 1, 1, 0, 1, 0, 0, 1, 1, 1], np.uint8)
+    hidden, cells = lstm_states(flip_flop_model, bits)
+    assert hidden.shape == cells.shape == (10, 1)
+    odd = running_parity(bits) == 1
+    assert np.all(cells[odd, 0] > 0.9) and np.all(cells[~odd, 0] < 0.1)
+
+
+def test_padding_does_not_count_in_metrics():
+    parity = np.array([[0, 0, 1, 1], [0, 1, 0, 0]], dtype=np.uint8)
+    real = np.array([[False, False, True, True], [True, True, True, True]])
+    wrong_on_padding = one_hot_pairs(np.where(real, parity, 1 - parity))
+    metrics, by_position = score(wrong_on_padding, parity, real)
+    assert metrics["step_accuracy"] == metrics["sequence_accuracy"] == metrics["final_step_accuracy"] == 1.0
+    np.testing.assert_array_equal(by_position, [1.0, 1.0, 1.0, 1.0])
+    metrics, _ = score(wrong_on_padding, parity)  # the same outputs, padding counted as real
+    assert metrics["step_accuracy"] == 0.75 and metrics["sequence_accuracy"] == 0.5

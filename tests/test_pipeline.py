@@ -7,13 +7,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.common import DataParams, TrainParams
+from stages.common import DataParams, EvaluateParams, TargetsParams, TrainParams
 from tests.scratch_repo import REPO, commit, dvc, make_scratch_repo, set_param
 
 STAGES = ("generate", "targets", "train", "evaluate")
 TINY_PARAMS = {
-    "data": {"seq_len": 6, "count": 256, "test_count": 64, "seed": 0},
+    "data": {"seq_len": 6, "min_len": None, "count": 256, "test_count": 64, "seed": 0},
+    "targets": {"mode": "running"},
     "train": {"units": 1, "epochs": 1, "batch_size": 64, "learning_rate": 0.01, "seed": 0, "stop_at_accuracy": None},
+    "evaluate": {"lengths": [6, 30], "sequences_per_length": 20, "seed": 0},
 }
 
 
@@ -40,6 +42,7 @@ def test_repro_reruns_only_what_a_change_touches(repo: Path):
     assert repro(repo)["ran"] == set(STAGES)
     evaluation = json.loads((repo / "metrics/evaluate.json").read_text())
     assert {"step_accuracy", "final_step_accuracy", "sequence_accuracy", "mean_final_confidence"} <= evaluation.keys()
+    assert evaluation["by_length"].keys() == {"6", "30"}
     for metrics_file in ("generate.json", "targets.json", "train/metrics.json"):
         assert (repo / "metrics" / metrics_file).is_file()
     commit(repo, "first run")
@@ -51,12 +54,23 @@ def test_repro_reruns_only_what_a_change_touches(repo: Path):
     diff = json.loads(dvc(repo, "metrics", "diff", "--json"))
     assert diff["metrics/train/metrics.json"]["train.loss"]["diff"] != 0
 
+    set_param(repo, "targets", "mode", "final")
+    assert repro(repo) == ran_exactly("targets", "train", "evaluate")
+
     set_param(repo, "data", "seq_len", 8)
     assert repro(repo) == ran_exactly(*STAGES)
     assert json.loads((repo / "metrics/generate.json").read_text())["train"]["seq_len"] == 8
 
 
-@pytest.mark.parametrize("stage, section, schema", [("generate", "data", DataParams), ("train", "train", TrainParams)])
+@pytest.mark.parametrize(
+    "stage, section, schema",
+    [
+        ("generate", "data", DataParams),
+        ("targets", "targets", TargetsParams),
+        ("train", "train", TrainParams),
+        ("evaluate", "evaluate", EvaluateParams),
+    ],
+)
 def test_each_stage_declares_exactly_the_params_it_reads(stage, section, schema):
     declared = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["params"]
     assert sorted(declared) == sorted(f"{section}.{field}" for field in schema.model_fields)

@@ -4,7 +4,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from stages.targets import running_parity
+from stages.common import PAD, running_parity
+from stages.targets import supervised_steps
 
 
 def brute_force_parity(bits: np.ndarray) -> np.ndarray:
@@ -38,3 +39,13 @@ def test_long_sequences_stay_uint8_and_exact():
     parity = running_parity(bits)
     assert parity.dtype == np.uint8
     assert parity[0, -1] == 1 and parity[1, -2] == 0
+
+
+def test_padding_counts_as_zero_bits():
+    np.testing.assert_array_equal(running_parity(np.array([[PAD, PAD, 1, 0, 1]], np.uint8)), [[0, 0, 1, 1, 0]])
+
+
+def test_supervised_steps():
+    bits = np.array([[PAD, 1, 0, 1], [0, 1, 1, 0]], np.uint8)
+    np.testing.assert_array_equal(supervised_steps(bits, "running"), [[0, 1, 1, 1], [1, 1, 1, 1]])
+    np.testing.assert_array_equal(supervised_steps(bits, "final"), [[0, 0, 0, 1], [0, 0, 0, 1]])

@@ -1,15 +1,20 @@
 import keras
 import numpy as np
+import pytest
 
-from stages.common import DataParams, TrainParams, one_hot_pairs
+from stages.common import DataParams, TrainParams, one_hot_pairs, running_parity
 from stages.evaluate import score
 from stages.generate import generate
-from stages.targets import running_parity
+from stages.targets import supervised_steps
 from stages.train import build_model, train
 
 # Short sequences and a larger learning rate: a configuration that learns within seconds for this seed.
-EASY_DATA = DataParams(seq_len=10, count=4000, test_count=1000, seed=1)
+EASY_DATA = DataParams(seq_len=10, min_len=None, count=4000, test_count=1000, seed=1)
 EASY_TRAIN = TrainParams(units=2, epochs=8, batch_size=32, learning_rate=0.01, seed=0, stop_at_accuracy=None)
+
+
+def every_step(bits: np.ndarray) -> np.ndarray:
+    return supervised_steps(bits, "running")
 
 
 def test_model_has_the_reference_layers():
@@ -27,7 +32,7 @@ def test_model_has_the_reference_layers():
 
 def test_short_training_learns_parity_on_held_out_data():
     train_bits, test_bits = generate(EASY_DATA)
-    model = train(train_bits, running_parity(train_bits), EASY_TRAIN)
+    model = train(train_bits, running_parity(train_bits), every_step(train_bits), EASY_TRAIN)
     probabilities = model.predict(one_hot_pairs(test_bits), verbose=0)
     metrics, _ = score(probabilities, running_parity(test_bits))
     assert metrics["final_step_accuracy"] > 0.95, metrics
@@ -37,7 +42,7 @@ def test_same_seed_gives_the_same_weights():
     train_bits, _ = generate(EASY_DATA)
     parity = running_parity(train_bits)
     params = EASY_TRAIN.model_copy(update={"epochs": 1})
-    first, second = (train(train_bits, parity, params).get_weights() for _ in range(2))
+    first, second = (train(train_bits, parity, every_step(train_bits), params).get_weights() for _ in range(2))
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -45,6 +50,22 @@ def test_same_seed_gives_the_same_weights():
 def test_stop_at_accuracy_ends_training_at_the_first_epoch_that_reaches_it():
     train_bits, _ = generate(EASY_DATA)
     params = EASY_TRAIN.model_copy(update={"stop_at_accuracy": 0.9})
-    accuracy = train(train_bits, running_parity(train_bits), params).history.history["accuracy"]
+    accuracy = train(train_bits, running_parity(train_bits), every_step(train_bits), params).history.history["accuracy"]
     assert len(accuracy) < EASY_TRAIN.epochs
     assert accuracy[-1] >= 0.9 and max(accuracy[:-1]) < 0.9
+
+
+@pytest.mark.parametrize("mode", ["running", "final"])
+def test_labels_the_loss_does_not_supervise_never_reach_the_weights(mode):
+    bits, _ = generate(EASY_DATA.model_copy(update={"min_len": 4}))  # padded in front
+    parity = running_parity(bits)
+    supervised = supervised_steps(bits, mode)
+    params = EASY_TRAIN.model_copy(update={"epochs": 1})
+    reference = train(bits, parity, supervised, params).get_weights()
+    unsupervised_flipped = np.where(supervised == 1, parity, 1 - parity)
+    for a, b in zip(reference, train(bits, unsupervised_flipped, supervised, params).get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The comparison can fail: flipping the labels the loss does read changes the weights.
+    all_flipped = 1 - parity
+    changed = train(bits, all_flipped, supervised, params).get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(reference, changed, strict=True))
