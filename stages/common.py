@@ -17,6 +17,8 @@ TRAIN_WEIGHTS = Path("data/train_weights.npy")
 TEST_PARITY = Path("data/test_parity.npy")
 MODEL_FILE = Path("models/model.keras")
 METRICS_DIR = Path("metrics")
+# Held-out final-step accuracy from which a run counts as converged (seed sweeps).
+CONVERGED = 0.99
 # Marks the steps in front of a sequence shorter than seq_len: neither bit, encoded [0, 0].
 PAD = 2
 
@@ -45,6 +47,9 @@ class DataParams(Params):
 class TargetsParams(Params):
     # running: the parity so far is the label at every step; final: only the last step is supervised.
     mode: Literal["running", "final"]
+    # uniform: every supervised step weighs the same; inverse_position: the t-th real step weighs 1/t
+    # (rescaled to a mean of 1), so the short prefixes, where parity is easy, lead.
+    weighting: Literal["uniform", "inverse_position"]
 
 
 P = TypeVar("P", bound=Params)
@@ -61,6 +66,8 @@ class TrainParams(Params):
     epochs: PositiveInt
     batch_size: PositiveInt
     learning_rate: PositiveFloat
+    # Initial bias of the LSTM's forget gate (Keras' default: 1). Higher: the cell holds its state from the start.
+    forget_bias: float
     seed: NonNegativeInt
     # Stop after the first epoch whose training accuracy reaches this; null trains all `epochs`.
     stop_at_accuracy: float | None = Field(gt=0, le=1)

@@ -22,13 +22,17 @@ from stages.common import (
 )
 
 
-def supervised_steps(bits: np.ndarray, mode: str) -> np.ndarray:
-    """1 where the training loss reads the label: every real (not PAD) step, or only the last one."""
-    if mode == "final":
-        weights = np.zeros_like(bits, dtype=np.uint8)
-        weights[:, -1] = 1  # padding is in front, so the last step is always real
-        return weights
-    return (bits != PAD).astype(np.uint8)
+def supervised_steps(bits: np.ndarray, mode: str, weighting: str = "uniform") -> np.ndarray:
+    """The training loss weight of every step, float32: 0 where the label is not read (padding, or every step
+    but the last in `final` mode), else 1 or, with `inverse_position` weighting, 1/t for the t-th real step."""
+    real = bits != PAD
+    supervised = real.copy() if mode == "running" else np.zeros_like(real)
+    supervised[:, -1] = True  # the last step, always real: padding is in front
+    if weighting == "uniform":
+        return supervised.astype(np.float32)
+    position = np.cumsum(real, axis=-1, dtype=np.float32)
+    weights = np.divide(supervised, position, out=np.zeros(bits.shape, np.float32), where=supervised)
+    return weights * np.float32(supervised.sum() / weights.sum())
 
 
 def summary(parity: np.ndarray) -> dict:
@@ -47,9 +51,9 @@ def main() -> None:
         save_array(parity_file, parity)
         metrics[split] = summary(parity)
         if split == "train":
-            weights = supervised_steps(bits, params.mode)
+            weights = supervised_steps(bits, params.mode, params.weighting)
             save_array(TRAIN_WEIGHTS, weights)
-            metrics[split]["supervised_steps_per_sequence"] = float(weights.sum(axis=1).mean())
+            metrics[split]["supervised_steps_per_sequence"] = float((weights > 0).sum(axis=1).mean())
     write_metrics("targets", metrics)
 
 

@@ -12,17 +12,17 @@ REPO = Path(__file__).resolve().parents[1]
 PIPELINE_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore")
 
 
-def run(cwd: Path, *command: str) -> str:
-    """Run a command, fail with its output if it fails, return stdout and stderr."""
+def run(cwd: Path, *command: str, stderr: bool = True) -> str:
+    """Run a command, fail with its output if it fails, return its stdout (and stderr)."""
     # The interpreter running this also runs DVC and, through PATH, the stages' `python -m ...`.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
+    return result.stdout + (result.stderr if stderr else "")
 
 
-def dvc(cwd: Path, *args: str) -> str:
-    return run(cwd, sys.executable, "-m", "dvc", *args)
+def dvc(cwd: Path, *args: str, stderr: bool = True) -> str:
+    return run(cwd, sys.executable, "-m", "dvc", *args, stderr=stderr)
 
 
 def set_param(repo: Path, section: str, key: str, value) -> None:

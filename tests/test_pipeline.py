@@ -13,8 +13,16 @@ from tests.scratch_repo import REPO, commit, dvc, make_scratch_repo, set_param
 STAGES = ("generate", "targets", "train", "evaluate")
 TINY_PARAMS = {
     "data": {"seq_len": 6, "min_len": None, "count": 256, "test_count": 64, "seed": 0},
-    "targets": {"mode": "running"},
-    "train": {"units": 1, "epochs": 1, "batch_size": 64, "learning_rate": 0.01, "seed": 0, "stop_at_accuracy": None},
+    "targets": {"mode": "running", "weighting": "uniform"},
+    "train": {
+        "units": 1,
+        "epochs": 1,
+        "batch_size": 64,
+        "learning_rate": 0.01,
+        "forget_bias": 1.0,
+        "seed": 0,
+        "stop_at_accuracy": None,
+    },
     "evaluate": {"lengths": [6, 30], "sequences_per_length": 20, "seed": 0},
 }
 
@@ -79,5 +87,13 @@ def test_each_stage_declares_exactly_the_params_it_reads(stage, section, schema)
 def test_default_params_are_the_reference_experiment():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     assert DataParams(**params["data"]).model_dump(include={"seq_len", "count"}) == {"seq_len": 50, "count": 100_000}
-    reference = {"units": 1, "epochs": 10, "batch_size": 128, "learning_rate": 0.001, "stop_at_accuracy": None}
+    reference = {
+        "units": 1,
+        "epochs": 10,
+        "batch_size": 128,
+        "learning_rate": 0.001,
+        "forget_bias": 1.0,
+        "stop_at_accuracy": None,
+    }
     assert TrainParams(**params["train"]).model_dump(exclude={"seed"}) == reference
+    assert TargetsParams(**params["targets"]).model_dump() == {"mode": "running", "weighting": "uniform"}

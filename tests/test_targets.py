@@ -49,3 +49,15 @@ def test_supervised_steps():
     bits = np.array([[PAD, 1, 0, 1], [0, 1, 1, 0]], np.uint8)
     np.testing.assert_array_equal(supervised_steps(bits, "running"), [[0, 1, 1, 1], [1, 1, 1, 1]])
     np.testing.assert_array_equal(supervised_steps(bits, "final"), [[0, 0, 0, 1], [0, 0, 0, 1]])
+
+
+def test_inverse_position_weighting_favours_early_steps_and_keeps_the_mean():
+    bits = np.array([[PAD, 1, 0, 1], [0, 1, 1, 0]], np.uint8)
+    weights = supervised_steps(bits, "running", "inverse_position")
+    assert weights.dtype == np.float32
+    unscaled = np.array([[0, 1, 1 / 2, 1 / 3], [1, 1 / 2, 1 / 3, 1 / 4]])
+    np.testing.assert_allclose(weights, unscaled * 7 / unscaled.sum(), rtol=1e-6)
+    final = supervised_steps(bits, "final", "inverse_position")
+    np.testing.assert_allclose(
+        final, [[0, 0, 0, 2 * (1 / 3) / (1 / 3 + 1 / 4)], [0, 0, 0, 2 * (1 / 4) / (1 / 3 + 1 / 4)]]
+    )

@@ -10,7 +10,9 @@ from stages.train import build_model, train
 
 # Short sequences and a larger learning rate: a configuration that learns within seconds for this seed.
 EASY_DATA = DataParams(seq_len=10, min_len=None, count=4000, test_count=1000, seed=1)
-EASY_TRAIN = TrainParams(units=2, epochs=8, batch_size=32, learning_rate=0.01, seed=0, stop_at_accuracy=None)
+EASY_TRAIN = TrainParams(
+    units=2, epochs=8, batch_size=32, learning_rate=0.01, forget_bias=1.0, seed=0, stop_at_accuracy=None
+)
 
 
 def every_step(bits: np.ndarray) -> np.ndarray:
@@ -25,6 +27,8 @@ def test_model_has_the_reference_layers():
     assert dense.activation is keras.activations.softmax
     assert model.loss == "binary_crossentropy"
     assert float(model.optimizer.learning_rate) == np.float32(0.001)
+    # Keras' default LSTM initialisation: forget-gate bias 1, the other biases 0 (gates ordered i, f, c, o).
+    np.testing.assert_array_equal(lstm.cell.bias.numpy(), [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0])
     # The time axis is open: a model trained at one length runs at any other.
     for seq_len in (1, 7, 123):
         assert model.predict(one_hot_pairs(np.zeros((2, seq_len), np.uint8)), verbose=0).shape == (2, seq_len, 2)
@@ -69,3 +73,8 @@ def test_labels_the_loss_does_not_supervise_never_reach_the_weights(mode):
     all_flipped = 1 - parity
     changed = train(bits, all_flipped, supervised, params).get_weights()
     assert any(not np.array_equal(a, b) for a, b in zip(reference, changed, strict=True))
+
+
+def test_forget_bias_sets_only_the_forget_gate_bias():
+    lstm = build_model(units=2, learning_rate=0.001, forget_bias=3.0).layers[0]
+    np.testing.assert_array_equal(lstm.cell.bias.numpy(), [0, 0, 3, 3, 0, 0, 0, 0])
