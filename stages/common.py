@@ -1,5 +1,6 @@
 """What the stages share: file names, params, array and JSON I/O, sampling, parity and the pair encoding."""
 
+import difflib
 import json
 import os
 from pathlib import Path
@@ -7,7 +8,16 @@ from typing import Literal, TypeVar
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
 PARAMS_FILE = Path("params.yaml")
 TRAIN_BITS = Path("data/train_bits.npy")
@@ -24,8 +34,8 @@ PAD = 2
 
 
 class Params(BaseModel):
-    # A misspelt key is an error, not a silently ignored default.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: `true` or "50" is not a count; nor is .inf a rate. A misspelt (extra) key is an error, not ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class DataParams(Params):
@@ -74,9 +84,30 @@ class TrainParams(Params):
 
 
 def load_params(section: str, schema: type[P], path: Path = PARAMS_FILE) -> P:
-    """The validated `section` block of params.yaml."""
-    with open(path) as f:
-        return schema.model_validate(yaml.safe_load(f)[section])
+    """The validated `section` block of params.yaml; exits with one line per problem before any work is done."""
+    try:
+        block = (yaml.safe_load(path.read_text()) or {})[section]
+        return schema.model_validate(block)
+    except (OSError, yaml.YAMLError) as error:
+        raise SystemExit(f"{path}: cannot read it: {error}") from None
+    except (KeyError, TypeError):
+        raise SystemExit(f"{path}: no `{section}:` block") from None
+    except ValidationError as error:
+        raise SystemExit("\n".join(describe(problem, section, schema, path) for problem in error.errors())) from None
+
+
+def describe(problem: dict, section: str, schema: type[Params], path: Path) -> str:
+    """One line for one pydantic error: the key, the value, what is allowed."""
+    key = ".".join([section, *map(str, problem["loc"])])
+    if problem["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(str(problem["loc"][-1]), schema.model_fields, n=1)
+        hint = f" (did you mean {section}.{close[0]}?)" if close else ""
+        return f"{path}: unknown key {key}{hint}; allowed: {', '.join(schema.model_fields)}"
+    if problem["type"] == "missing":
+        return f"{path}: {key} is missing"
+    if not problem["loc"]:  # a check across keys, whose message names them
+        return f"{path}: {section}: {problem['msg']}"
+    return f"{path}: {key} = {problem['input']!r}: {problem['msg']}"
 
 
 def _replace_atomically(path: Path, write) -> None:

@@ -1,0 +1,94 @@
+"""params.yaml: every value is either accepted as valid or refused with one line naming the key."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stages.common import DataParams, EvaluateParams, TargetsParams, TrainParams, load_params
+from tests.scratch_repo import REPO
+
+DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text())
+SCHEMAS = {"data": DataParams, "targets": TargetsParams, "train": TrainParams, "evaluate": EvaluateParams}
+VALUES = st.one_of(
+    st.integers(-3, 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6),
+    st.none(),
+    st.booleans(),
+    st.lists(st.integers(-2, 20_000), max_size=3),
+    st.sampled_from(["running", "final", "uniform", "inverse_position"]),
+)
+
+
+def load(tmp_path: Path, section: str, params: dict):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return load_params(section, SCHEMAS[section], path)
+
+
+def refusal(tmp_path: Path, section: str, params: dict) -> str:
+    with pytest.raises(SystemExit) as refused:
+        load(tmp_path, section, params)
+    return str(refused.value.code)
+
+
+def test_the_committed_params_are_valid(tmp_path):
+    for section in SCHEMAS:
+        assert load(tmp_path, section, DEFAULTS).model_dump() == DEFAULTS[section]
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), value=VALUES)
+def test_any_value_is_valid_or_refused_in_one_line_naming_the_key(tmp_path_factory, data, value):
+    section = data.draw(st.sampled_from(list(SCHEMAS)))
+    key = data.draw(st.sampled_from(list(SCHEMAS[section].model_fields)))
+    params = copy.deepcopy(DEFAULTS)
+    params[section][key] = value
+    tmp_path = tmp_path_factory.mktemp("params")
+    try:
+        loaded = load(tmp_path, section, params)
+    except SystemExit as refused:
+        message = str(refused.code)
+        assert len(message.splitlines()) == 1 and f"{section}.{key}" in message, message
+        assert repr(value) in message or "must be at most" in message, message
+    else:
+        assert not isinstance(value, bool)  # strict: `true` is no number
+        assert getattr(loaded, key) == value
+
+
+@pytest.mark.parametrize(
+    "section, key, value, expected",
+    [
+        ("data", "seq_len", 0, "data.seq_len = 0: Input should be greater than 0"),
+        ("data", "count", True, "data.count = True: Input should be a valid integer"),
+        ("data", "min_len", 60, "data: Value error, data.min_len (60) must be at most data.seq_len (50)"),
+        ("train", "learning_rate", -0.1, "train.learning_rate = -0.1: Input should be greater than 0"),
+        ("train", "forget_bias", float("inf"), "train.forget_bias = inf: Input should be a finite number"),
+        ("train", "batch_size", "128", "train.batch_size = '128': Input should be a valid integer"),
+        ("train", "stop_at_accuracy", 1.5, "train.stop_at_accuracy = 1.5: Input should be less than or equal to 1"),
+        ("targets", "mode", "last", "targets.mode = 'last': Input should be 'running' or 'final'"),
+        ("evaluate", "lengths", [], "evaluate.lengths = []: List should have at least 1 item after validation, not 0"),
+    ],
+)
+def test_refusals_say_what_is_allowed(tmp_path, section, key, value, expected):
+    params = copy.deepcopy(DEFAULTS)
+    params[section][key] = value
+    assert refusal(tmp_path, section, params) == f"{tmp_path / 'params.yaml'}: {expected}"
+
+
+def test_a_misspelt_key_is_named_with_the_closest_valid_one(tmp_path):
+    params = copy.deepcopy(DEFAULTS)
+    params["train"]["learning_rat"] = params["train"].pop("learning_rate")
+    lines = refusal(tmp_path, "train", params).splitlines()
+    assert any("unknown key train.learning_rat (did you mean train.learning_rate?)" in line for line in lines)
+    assert any("train.learning_rate is missing" in line for line in lines)
+
+
+def test_a_missing_block_or_file_is_one_line(tmp_path):
+    assert refusal(tmp_path, "evaluate", {"data": DEFAULTS["data"]}).endswith("no `evaluate:` block")
+    with pytest.raises(SystemExit, match="cannot read it"):
+        load_params("data", DataParams, tmp_path / "nowhere.yaml")
