@@ -125,8 +125,52 @@ def save_array(path: Path, array: np.ndarray) -> None:
     _replace_atomically(path, lambda tmp: np.save(tmp, array))
 
 
+def bad_input(path: Path, problem: str) -> SystemExit:
+    """The error for an input file a stage cannot use, with the command that makes it anew."""
+    stage = {"bits": "generate", "parity": "targets", "weights": "targets", "model": "train"}.get(
+        path.stem.split("_")[-1]
+    )
+    again = f"`dvc repro -f {stage}`" if stage else "`dvc repro -f`"
+    return SystemExit(f"{path}: {problem}; make it again with {again}")
+
+
 def load_array(path: Path) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    # No pickle: a .npy file is data, never code to run.
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise bad_input(path, f"cannot be read ({error})") from None
+
+
+def load_bits(path: Path) -> np.ndarray:
+    """Bits as `generate` writes them: 2-D uint8 of 0 and 1, with PAD only in front of a sequence."""
+    bits = load_array(path)
+    if bits.ndim != 2 or bits.dtype != np.uint8 or 0 in bits.shape:
+        raise bad_input(path, f"expected a non-empty 2-D uint8 array, found {bits.dtype} {bits.shape}")
+    if not np.isin(bits, (0, 1, PAD)).all():
+        raise bad_input(path, f"values other than 0, 1 and {PAD} (padding)")
+    real = bits != PAD
+    if not (real[:, -1].all() and (real[:, 1:] >= real[:, :-1]).all()):
+        raise bad_input(path, f"padding ({PAD}) is allowed only in front of a sequence")
+    return bits
+
+
+def load_parity(path: Path, bits: np.ndarray) -> np.ndarray:
+    """Running parity as `targets` writes it, checked against the bits it was made from."""
+    parity = load_array(path)
+    if parity.shape != bits.shape or not np.array_equal(parity, running_parity(bits)):
+        raise bad_input(path, f"is not the running parity of the bits ({parity.dtype} {parity.shape})")
+    return parity
+
+
+def load_weights(path: Path, bits: np.ndarray) -> np.ndarray:
+    """Loss weights as `targets` writes them: float32, >= 0, finite, 0 on padding."""
+    weights = load_array(path)
+    if weights.shape != bits.shape or weights.dtype != np.float32:
+        raise bad_input(path, f"expected float32 {bits.shape} like the bits, found {weights.dtype} {weights.shape}")
+    if not (np.isfinite(weights).all() and (weights >= 0).all() and (weights[bits == PAD] == 0).all()):
+        raise bad_input(path, "weights must be finite, >= 0, and 0 on padding")
+    return weights
 
 
 def write_text(path: Path, text: str) -> None:

@@ -8,6 +8,7 @@ by_length              final-step and sequence accuracy on fresh sequences of ea
 """
 
 from collections.abc import Callable
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -20,8 +21,10 @@ from stages.common import (
     TEST_BITS,
     TEST_PARITY,
     EvaluateParams,
-    load_array,
+    bad_input,
+    load_bits,
     load_params,
+    load_parity,
     one_hot_pairs,
     random_bits,
     running_parity,
@@ -34,6 +37,17 @@ ACCURACY_BY_LENGTH = METRICS_DIR / "evaluate_accuracy_by_length.csv"
 STATES = METRICS_DIR / "evaluate_states.csv"
 # Bits scored per predict call when testing long sequences: bounds memory whatever the length.
 STEPS_PER_CALL = 4_000_000
+
+
+def load_trained_model(path: Path = MODEL_FILE) -> keras.Model:
+    """The trained model, in Keras' safe mode (no code from the file), checked to take bit pairs."""
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+    except (OSError, ValueError) as error:
+        raise bad_input(path, f"cannot be loaded ({error})") from None
+    if model.input_shape[-1] != 2:
+        raise bad_input(path, f"takes inputs of shape {model.input_shape}, not bit pairs (..., 2)")
+    return model
 
 
 def probability_of_truth(probabilities: np.ndarray, parity: np.ndarray) -> np.ndarray:
@@ -113,9 +127,10 @@ def write_csv(path, header: list[str], rows) -> None:
 
 def main() -> None:
     params = load_params("evaluate", EvaluateParams)
-    model = keras.models.load_model(MODEL_FILE, compile=False)
+    model = load_trained_model()
     forward = forward_pass(model)
-    bits, parity = load_array(TEST_BITS), load_array(TEST_PARITY)
+    bits = load_bits(TEST_BITS)
+    parity = load_parity(TEST_PARITY, bits)
     metrics, accuracy_by_position = score(forward(one_hot_pairs(bits)), parity, real=bits != PAD)
     by_length = score_by_length(forward, params)
     write_metrics("evaluate", metrics | {"by_length": by_length})

@@ -11,11 +11,10 @@ then 2.
 
 import sys
 
-import keras
 import numpy as np
 
-from stages.common import MODEL_FILE, one_hot_pairs, running_parity
-from stages.evaluate import Forward, forward_pass
+from stages.common import one_hot_pairs, running_parity
+from stages.evaluate import Forward, forward_pass, load_trained_model
 
 MAX_BITS = 100_000
 
@@ -41,7 +40,7 @@ def predict_line(forward: Forward, bits: np.ndarray) -> str:
 
 def main(arguments: list[str]) -> int:
     sequences = arguments or [line.strip() for line in sys.stdin]
-    forward = forward_pass(keras.models.load_model(MODEL_FILE, compile=False))
+    forward = forward_pass(load_trained_model())
     status = 0
     for number, text in enumerate(sequences, 1):
         try:

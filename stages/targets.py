@@ -14,7 +14,7 @@ from stages.common import (
     TRAIN_PARITY,
     TRAIN_WEIGHTS,
     TargetsParams,
-    load_array,
+    load_bits,
     load_params,
     running_parity,
     save_array,
@@ -46,7 +46,7 @@ def main() -> None:
     params = load_params("targets", TargetsParams)
     metrics = {}
     for bits_file, parity_file, split in ((TRAIN_BITS, TRAIN_PARITY, "train"), (TEST_BITS, TEST_PARITY, "test")):
-        bits = load_array(bits_file)
+        bits = load_bits(bits_file)
         parity = running_parity(bits)
         save_array(parity_file, parity)
         metrics[split] = summary(parity)

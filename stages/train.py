@@ -4,6 +4,7 @@ input  [[1,0] [0,1] [1,0]]     bits 1 0 1, each as the pair [x, 1-x]
 target [[1,0] [1,0] [0,1]]     running parity 1 1 0, paired the same way
 """
 
+import signal
 import sys
 
 import keras
@@ -21,8 +22,10 @@ from stages.common import (
     TRAIN_PARITY,
     TRAIN_WEIGHTS,
     TrainParams,
-    load_array,
+    load_bits,
     load_params,
+    load_parity,
+    load_weights,
     one_hot_pairs,
     save_model,
 )
@@ -127,17 +130,24 @@ def train(
 
 
 def main() -> None:
+    # SIGTERM (`kill`, a job scheduler) stops training the way Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     params = load_params("train", TrainParams)
-    bits, parity, supervised = load_array(TRAIN_BITS), load_array(TRAIN_PARITY), load_array(TRAIN_WEIGHTS)
-    held_out = HeldOutFinalStepAccuracy(load_array(TEST_BITS), load_array(TEST_PARITY))
-    # One dvclive directory for this stage; dvc.yaml declares its files, so dvclive must not edit dvc.yaml.
-    with Live(dir=str(METRICS_DIR / "train"), dvcyaml=False, save_dvc_exp=False) as live:
-        # held_out first: DVCLiveCallback logs what the callbacks before it have put in the epoch's logs.
-        model = train(bits, parity, supervised, params, callbacks=[held_out, DVCLiveCallback(live=live)])
-        # For seed sweeps: when training first got the held-out whole-sequence parity 99 % right.
-        held_out_curve = model.history.history["val_final_step_accuracy"]
-        live.summary["converged_epoch"] = first_epoch_reaching(held_out_curve, CONVERGED)  # written as Live ends
-    save_model(model)
+    bits = load_bits(TRAIN_BITS)
+    parity, supervised = load_parity(TRAIN_PARITY, bits), load_weights(TRAIN_WEIGHTS, bits)
+    test_bits = load_bits(TEST_BITS)
+    held_out = HeldOutFinalStepAccuracy(test_bits, load_parity(TEST_PARITY, test_bits))
+    try:
+        # One dvclive directory for this stage; dvc.yaml declares its files, so dvclive must not edit dvc.yaml.
+        with Live(dir=str(METRICS_DIR / "train"), dvcyaml=False, save_dvc_exp=False) as live:
+            # held_out first: DVCLiveCallback logs what the callbacks before it have put in the epoch's logs.
+            model = train(bits, parity, supervised, params, callbacks=[held_out, DVCLiveCallback(live=live)])
+            # For seed sweeps: when training first got the held-out whole-sequence parity 99 % right.
+            held_out_curve = model.history.history["val_final_step_accuracy"]
+            live.summary["converged_epoch"] = first_epoch_reaching(held_out_curve, CONVERGED)  # written as Live ends
+        save_model(model)
+    except KeyboardInterrupt:
+        raise SystemExit("train: interrupted, no model written; `dvc repro` trains again") from None
 
 
 if __name__ == "__main__":

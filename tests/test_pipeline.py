@@ -1,13 +1,20 @@
 """The real `dvc repro` on a throw-away copy of the pipeline with tiny params, judged by DVC's own messages."""
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from stages.common import DataParams, EvaluateParams, TargetsParams, TrainParams
+from stages.evaluate import load_trained_model
 from tests.scratch_repo import REPO, commit, dvc, make_scratch_repo, set_param
 
 STAGES = ("generate", "targets", "train", "evaluate")
@@ -97,3 +104,48 @@ def test_default_params_are_the_reference_experiment():
     }
     assert TrainParams(**params["train"]).model_dump(exclude={"seed"}) == reference
     assert TargetsParams(**params["targets"]).model_dump() == {"mode": "running", "weighting": "uniform"}
+
+
+def test_interrupted_training_leaves_no_partial_model_and_the_next_repro_recovers(repo: Path):
+    assert repro(repo)["ran"] == set(STAGES)  # a model to lose
+    set_param(repo, "train", "epochs", 100_000)  # far longer than the test waits
+    log = repo / "repro.log"
+    with log.open("w") as output:
+        # A session of its own, so that the signal reaches DVC and the stage as Ctrl-C in a terminal would.
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dvc", "repro"],
+            cwd=repo,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        losses = repo / "metrics/train/plots/metrics/train/loss.tsv"
+        deadline = time.monotonic() + 120
+        while not (losses.is_file() and len(losses.read_text().splitlines()) > 3):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGINT)
+        interrupted = time.monotonic()
+        assert process.wait(timeout=30) != 0
+    assert time.monotonic() - interrupted < 10
+    assert "train: interrupted, no model written" in log.read_text()
+    # The previous model or none (DVC removes a stage's outputs before running it), never a partial file.
+    assert {path.name for path in (repo / "models").iterdir()} <= {".gitignore", "model.keras"}
+
+    set_param(repo, "train", "epochs", 2)
+    assert repro(repo)["ran"] == {"train", "evaluate"}
+    assert "up to date" in dvc(repo, "status")
+
+
+def test_two_clean_runs_give_identical_data_metrics_and_weights(tmp_path: Path):
+    first, second = (make_scratch_repo(tmp_path / name, TINY_PARAMS) for name in ("first", "second"))
+    for repo in (first, second):
+        dvc(repo, "repro")
+    outputs = sorted(path.relative_to(first) for path in [*first.glob("data/*.npy"), *first.glob("metrics/**/*.*")])
+    assert len(outputs) > 10
+    for output in outputs:
+        assert (first / output).read_bytes() == (second / output).read_bytes(), output
+    # A .keras file stores its save date, so the models are compared by their weights.
+    models = [load_trained_model(repo / "models/model.keras").get_weights() for repo in (first, second)]
+    for a, b in zip(*models, strict=True):
+        np.testing.assert_array_equal(a, b)

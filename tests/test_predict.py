@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stages.predict import MAX_BITS, parse_bits
 
@@ -50,3 +52,15 @@ def test_predict_command_prints_parity_for_each_line_and_reports_bad_ones(flip_f
     ]
     assert all(float(confidence) > 0.99 for _, _, confidence, _ in rows)
     assert "sequence 3: empty" in result.stderr and "sequence 4:" in result.stderr
+
+
+@given(st.text(alphabet=st.sampled_from("01 \t2a\u00b9\uff11\n"), max_size=30) | st.text(max_size=10))
+def test_parse_bits_accepts_exactly_the_non_empty_strings_of_0_and_1(text):
+    try:
+        bits = parse_bits(text)
+    except ValueError as error:
+        assert text == "" or set(text) - {"0", "1"}, text
+        assert str(error)
+    else:
+        assert text and set(text) <= {"0", "1"}
+        assert "".join(map(str, bits)) == text

@@ -1,0 +1,106 @@
+"""Stages refuse input files they cannot use, naming the file and the command that makes it anew."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stages.common import PAD, load_bits, load_parity, load_weights, running_parity, save_array
+from stages.evaluate import load_trained_model
+
+BITS = np.array([[PAD, 1, 0, 1], [0, 1, 1, 0]], np.uint8)
+
+
+def saved(tmp_path: Path, name: str, array: np.ndarray) -> Path:
+    path = tmp_path / name
+    save_array(path, array)
+    return path
+
+
+def test_good_inputs_load(tmp_path):
+    bits = load_bits(saved(tmp_path, "train_bits.npy", BITS))
+    np.testing.assert_array_equal(
+        load_parity(saved(tmp_path, "train_parity.npy", running_parity(bits)), bits), running_parity(bits)
+    )
+    assert load_weights(saved(tmp_path, "train_weights.npy", (bits != PAD).astype(np.float32)), bits).sum() == 7
+
+
+@pytest.mark.parametrize(
+    "array, problem",
+    [
+        (BITS.astype(np.int64), "expected a non-empty 2-D uint8 array, found int64 (2, 4)"),
+        (BITS[0], "expected a non-empty 2-D uint8 array, found uint8 (4,)"),
+        (np.array([[0, 3, 1]], np.uint8), "values other than 0, 1 and 2 (padding)"),
+        (np.array([[0, PAD, 1]], np.uint8), "padding (2) is allowed only in front of a sequence"),
+        (np.array([[1, 0, PAD]], np.uint8), "padding (2) is allowed only in front of a sequence"),
+    ],
+)
+def test_bad_bits_are_refused(tmp_path, array, problem):
+    path = saved(tmp_path, "train_bits.npy", array)
+    with pytest.raises(SystemExit) as refused:
+        load_bits(path)
+    assert str(refused.value.code) == f"{path}: {problem}; make it again with `dvc repro -f generate`"
+
+
+def test_truncated_or_pickled_files_are_refused(tmp_path):
+    path = saved(tmp_path, "test_bits.npy", np.zeros((100, 50), np.uint8))
+    path.write_bytes(path.read_bytes()[:300])  # an interrupted copy
+    with pytest.raises(SystemExit, match=r"test_bits.npy: cannot be read .*`dvc repro -f generate`"):
+        load_bits(path)
+    pickled = tmp_path / "train_parity.npy"
+    np.save(pickled, np.array([{"not": "data"}], dtype=object), allow_pickle=True)
+    with pytest.raises(SystemExit, match=r"cannot be read .*`dvc repro -f targets`"):
+        load_parity(pickled, BITS)
+    with pytest.raises(SystemExit, match=r"model.keras: cannot be loaded .*`dvc repro -f train`"):
+        load_trained_model(tmp_path / "model.keras")
+
+
+def test_labels_must_belong_to_the_bits(tmp_path):
+    wrong = running_parity(BITS)
+    wrong[1, 2] ^= 1
+    with pytest.raises(SystemExit, match=r"is not the running parity of the bits .*`dvc repro -f targets`"):
+        load_parity(saved(tmp_path, "train_parity.npy", wrong), BITS)
+    with pytest.raises(SystemExit, match="is not the running parity"):
+        load_parity(saved(tmp_path, "train_parity.npy", running_parity(BITS)[:, 1:]), BITS)
+    on_padding = np.ones(BITS.shape, np.float32)
+    with pytest.raises(SystemExit, match="0 on padding"):
+        load_weights(saved(tmp_path, "train_weights.npy", on_padding), BITS)
+    with pytest.raises(SystemExit, match="expected float32"):
+        load_weights(saved(tmp_path, "train_weights.npy", on_padding.astype(np.float64)), BITS)
+
+
+def test_a_stage_given_a_bad_file_exits_with_one_line_and_writes_nothing(tmp_path):
+    (tmp_path / "data").mkdir()
+    save_array(tmp_path / "data/train_bits.npy", np.array([[0, 1, 3]], np.uint8))
+    save_array(tmp_path / "data/test_bits.npy", np.array([[0, 1, 1]], np.uint8))
+    (tmp_path / "params.yaml").write_text("targets:\n  mode: running\n  weighting: uniform\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.targets"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "data/train_bits.npy: values other than 0, 1 and 2 (padding); make it again with `dvc repro -f generate`"
+    ]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["test_bits.npy", "train_bits.npy"]
+    assert not (tmp_path / "metrics").exists()
+
+
+def test_an_interrupted_write_keeps_the_previous_file_and_leaves_no_partial_one(tmp_path, monkeypatch):
+    path = saved(tmp_path, "train_bits.npy", BITS)
+
+    def interrupted_save(file, array):
+        Path(file).write_bytes(b"\x93NUMPY half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_array(path, BITS[:1])
+    np.testing.assert_array_equal(load_bits(path), BITS)
+    assert [child.name for child in tmp_path.iterdir()] == ["train_bits.npy"]
