@@ -1,6 +1,9 @@
 """params.yaml: every value is either accepted as valid or refused with one line naming the key."""
 
 import copy
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,3 +95,19 @@ def test_a_missing_block_or_file_is_one_line(tmp_path):
     assert refusal(tmp_path, "evaluate", {"data": DEFAULTS["data"]}).endswith("no `evaluate:` block")
     with pytest.raises(SystemExit, match="cannot read it"):
         load_params("data", DataParams, tmp_path / "nowhere.yaml")
+
+
+def test_a_stage_with_bad_params_exits_before_writing_anything(tmp_path):
+    params = copy.deepcopy(DEFAULTS)
+    params["data"]["count"] = -5
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.generate"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == ["params.yaml: data.count = -5: Input should be greater than 0"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["params.yaml"]

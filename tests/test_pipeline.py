@@ -106,35 +106,46 @@ def test_default_params_are_the_reference_experiment():
     assert TargetsParams(**params["targets"]).model_dump() == {"mode": "running", "weighting": "uniform"}
 
 
-def test_interrupted_training_leaves_no_partial_model_and_the_next_repro_recovers(repo: Path):
-    assert repro(repo)["ran"] == set(STAGES)  # a model to lose
-    set_param(repo, "train", "epochs", 100_000)  # far longer than the test waits
-    log = repo / "repro.log"
+def start_and_interrupt(repo: Path, command: list[str], sig: signal.Signals) -> tuple[int, str]:
+    """Run `command` until training has logged a few epochs, send `sig` to its process group, return exit and log."""
+    log = repo / "interrupted.log"
     with log.open("w") as output:
         # A session of its own, so that the signal reaches DVC and the stage as Ctrl-C in a terminal would.
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dvc", "repro"],
-            cwd=repo,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        process = subprocess.Popen(command, cwd=repo, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
         losses = repo / "metrics/train/plots/metrics/train/loss.tsv"
         deadline = time.monotonic() + 120
         while not (losses.is_file() and len(losses.read_text().splitlines()) > 3):
             assert process.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
-        os.killpg(process.pid, signal.SIGINT)
+        os.killpg(process.pid, sig)
         interrupted = time.monotonic()
-        assert process.wait(timeout=30) != 0
+        returncode = process.wait(timeout=30)
     assert time.monotonic() - interrupted < 10
-    assert "train: interrupted, no model written" in log.read_text()
+    return returncode, log.read_text()
+
+
+def test_interrupted_training_leaves_no_partial_model_and_the_next_repro_recovers(repo: Path):
+    assert repro(repo)["ran"] == set(STAGES)  # a model to lose
+    set_param(repo, "train", "epochs", 100_000)  # far longer than the test waits
+    returncode, log = start_and_interrupt(repo, [sys.executable, "-m", "dvc", "repro"], signal.SIGINT)
+    assert returncode != 0 and "train: interrupted, no model written" in log
     # The previous model or none (DVC removes a stage's outputs before running it), never a partial file.
     assert {path.name for path in (repo / "models").iterdir()} <= {".gitignore", "model.keras"}
 
     set_param(repo, "train", "epochs", 2)
     assert repro(repo)["ran"] == {"train", "evaluate"}
     assert "up to date" in dvc(repo, "status")
+
+
+def test_sigterm_stops_the_train_stage_like_ctrl_c(repo: Path):
+    dvc(repo, "repro")
+    before = (repo / "models/model.keras").read_bytes()
+    set_param(repo, "train", "epochs", 100_000)
+    returncode, log = start_and_interrupt(repo, [sys.executable, "-m", "stages.train"], signal.SIGTERM)
+    assert returncode == 1 and log.strip().endswith("train: interrupted, no model written; `dvc repro` trains again")
+    # Run outside DVC, nothing removed the old model first: it is still there, whole.
+    assert (repo / "models/model.keras").read_bytes() == before
+    assert {path.name for path in (repo / "models").iterdir()} <= {".gitignore", "model.keras"}
 
 
 def test_two_clean_runs_give_identical_data_metrics_and_weights(tmp_path: Path):
