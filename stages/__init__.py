@@ -1,1 +1,1 @@
-"""DVC stages of the parity-LSTM pipeline; run each as `python -m stages.<name>`."""
+"""The parity-LSTM pipeline: its DVC stages and the commands around them, each run as `python -m stages.<name>`."""
