@@ -38,6 +38,9 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
+P = TypeVar("P", bound=Params)
+
+
 class DataParams(Params):
     seq_len: PositiveInt
     # Shortest sequence: below seq_len, lengths are uniform in [min_len, seq_len], padded in front with PAD.
@@ -60,9 +63,6 @@ class TargetsParams(Params):
     # uniform: every supervised step weighs the same; inverse_position: the t-th real step weighs 1/t
     # (rescaled to a mean of 1), so the short prefixes, where parity is easy, lead.
     weighting: Literal["uniform", "inverse_position"]
-
-
-P = TypeVar("P", bound=Params)
 
 
 class EvaluateParams(Params):

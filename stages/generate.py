@@ -1,12 +1,9 @@
 """Stage `generate`: random bit sequences for training and a held-out set, stored as uint8 arrays.
 
-With data.min_len below data.seq_len, lengths vary and shorter sequences are padded in front with PAD (2):
-    data.seq_len=5, data.min_len=3  ->  [[2 2 1 0 1]
-                                         [0 1 1 0 1]]
-Fixed length:
-
-data.count=2, data.seq_len=5  ->  data/train_bits.npy = [[1 0 1 1 0]
-                                                         [0 0 1 0 1]]
+data.count=2, data.seq_len=5                  ->  [[1 0 1 1 0]
+                                                   [0 0 1 0 1]]
+data.count=2, data.seq_len=5, data.min_len=3  ->  [[2 2 1 0 1]     lengths drawn from [3, 5],
+                                                   [0 1 1 0 1]]     padded in front with PAD (2)
 """
 
 import numpy as np

@@ -1,7 +1,10 @@
-"""Stage `targets`: the running parity of every prefix, the label at each step.
+"""Stage `targets`: the running parity of every prefix, and the training loss weight of every step.
 
-bits   [1 0 1 1 0]
-parity [1 1 0 1 1]    (cumsum mod 2)
+bits     [2 1 0 1 1]    (2: padding in front)
+parity   [0 1 1 0 1]    (cumsum mod 2, padding counted as 0)
+weights  [0 1 1 1 1]    targets.mode=running: every real step
+         [0 0 0 0 1]    targets.mode=final: the last step only
+         with targets.weighting=inverse_position, the t-th real step weighs 1/t, rescaled to a mean of 1
 """
 
 import numpy as np
