@@ -1,19 +1,27 @@
-"""Benchmark: the reference program's method against this pipeline with the default params, in one run.
+"""Benchmark: the reference program's method against this pipeline with the default params, and the pipeline at scale.
 
-    python bench/benchmark.py [--repeats 3] [--out bench/results.json]
+    python bench/benchmark.py [--parts speed streaming scale] [--repeats 3] [--out bench/results.json]
 
-Prints a table of wall times, speed-ups over the baseline and held-out accuracy, and writes it to JSON.
-Each pipeline repeat runs in a fresh scratch repo (no DVC cache, no run-cache); the table shows medians.
-The baseline (bench/reference.py, ~3 minutes) runs once.
+speed      wall times and speed-ups over the baseline (bench/reference.py, ~3 minutes, run once); each
+           pipeline repeat runs in a fresh scratch repo (no DVC cache, no run-cache); medians are shown
+streaming  `train` at the default size streamed from the files against the in-memory `train` of commit
+           IN_MEMORY_REV, alternated on the same data
+scale      1e9 bits (10,000,000 sequences of 100) through `generate` and `targets`, and one epoch of `train`
+           on them: wall time, throughput and peak memory of each process (~8 minutes, ~6 GB of disk)
+
+Prints tables and writes them, with every measurement, to JSON.
 """
 
 import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -21,9 +29,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # so that `python bench/benchmark.py` finds the project's packages
 
+import yaml  # noqa: E402
+
 from tests.scratch_repo import dvc, make_scratch_repo, run, set_param  # noqa: E402
 
 TARGETS = {"data": 50, "train": 12, "end_to_end": 10}
+# The last commit whose `train` held the whole training set in memory.
+IN_MEMORY_REV = "2e8db1f"
+SCALE_PARAMS = {"count": 10_000_000, "seq_len": 100, "test_count": 10_000}
+SCALE_MEMORY_LIMIT_MIB = 512
 NOOP_LIMIT_S = 2.0
 EARLY_STOP_ACCURACY = 0.99
 
@@ -36,6 +50,35 @@ def timed(function, *args) -> float:
 
 def stage(repo: Path, name: str) -> float:
     return timed(run, repo, sys.executable, "-m", f"stages.{name}")
+
+
+def measured(repo: Path, *command: str) -> dict:
+    """Wall time and peak memory of one process: resident (all mapped pages, file pages included) from the
+    kernel's own count, and anonymous (the process's own memory, without page cache) sampled every 50 ms."""
+    peak_anon_kib = 0
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    status = Path(f"/proc/{process.pid}/status")
+
+    def sample() -> None:
+        nonlocal peak_anon_kib
+        while process.returncode is None:
+            try:
+                fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
+                peak_anon_kib = max(peak_anon_kib, int(fields["RssAnon"].split()[0]))
+            except (OSError, KeyError, ValueError):
+                pass  # the process is starting or gone
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stderr = process.stderr.read()
+    _, exit_status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(exit_status)
+    wall = time.perf_counter() - started
+    sampler.join()
+    assert process.returncode == 0, f"{' '.join(command)} failed:\n{stderr}"
+    return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "peak_anon_mib": peak_anon_kib / 1024}
 
 
 def read_json(path: Path) -> dict:
@@ -65,7 +108,7 @@ def measure_baseline(test_bits: Path) -> dict:
     return json.loads(out.read_text()) | result
 
 
-def table(baseline: dict, pipeline: dict) -> str:
+def speed_table(baseline: dict, pipeline: dict) -> str:
     def row(label, base, ours, target=""):
         speedup = f"{base / ours:.1f}x" if base else "-"
         base_text = f"{base:.2f} s" if base else "-"
@@ -111,46 +154,119 @@ def median_of(runs: list[dict]) -> dict:
     return merged
 
 
+def measure_speed(scratch: Path, repeats: int) -> dict:
+    runs = []
+    for repeat in range(repeats):
+        runs.append(measure_pipeline(make_scratch_repo(scratch / f"repeat{repeat}")))
+        print(f"pipeline repeat {repeat + 1}/{repeats}: {runs[-1]['end_to_end_s']:.1f} s end to end", flush=True)
+    print("baseline (about 3 minutes) ...", flush=True)
+    baseline = measure_baseline(scratch / "repeat0/data/test_bits.npy")
+    pipeline = median_of(runs)
+    return {
+        "baseline": baseline,
+        "pipeline_median": pipeline,
+        "pipeline_repeats": runs,
+        "table": speed_table(baseline, pipeline),
+    }
+
+
+def measure_streaming(scratch: Path, repeats: int) -> dict:
+    """`train` at the default size streamed from the files, and with the data in memory as at IN_MEMORY_REV,
+    alternated on the same data so that the machine's drifting speed hits both alike."""
+    streamed = make_scratch_repo(scratch / "streamed")
+    dvc(streamed, "repro", "targets")
+    in_memory = scratch / "in_memory"
+    shutil.copytree(streamed, in_memory, ignore=shutil.ignore_patterns("stages", ".git", ".dvc"))
+    archive = subprocess.run(["git", "archive", IN_MEMORY_REV, "stages"], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x"], input=archive.stdout, cwd=in_memory, check=True)
+    runs = {"in_memory": [], "streamed": []}
+    for repeat in range(repeats):
+        for name, repo in (("in_memory", in_memory), ("streamed", streamed)):
+            runs[name].append(measured(repo, sys.executable, "-m", "stages.train"))
+        print(f"train repeat {repeat + 1}/{repeats}: in memory, then streamed", flush=True)
+    # Same data, same seed, same batches: the two must have trained the same model.
+    same = read_json(in_memory / "metrics/train/metrics.json") == read_json(streamed / "metrics/train/metrics.json")
+    medians = {
+        name: {key: statistics.median(run[key] for run in measured_runs) for key in measured_runs[0]}
+        for name, measured_runs in runs.items()
+    }
+    labels = {"in_memory": f"whole set in memory (commit {IN_MEMORY_REV})", "streamed": "streamed from the files"}
+    lines = ["| `train`, default params | median wall | each run | peak resident |", "| --- | --- | --- | --- |"]
+    for name, label in labels.items():
+        each = ", ".join(f"{run['wall_s']:.1f}" for run in runs[name])
+        lines.append(
+            f"| {label} | {medians[name]['wall_s']:.2f} s | {each} s | {medians[name]['peak_rss_mib']:.0f} MiB |"
+        )
+    ratio = medians["streamed"]["wall_s"] / medians["in_memory"]["wall_s"]
+    lines += ["", f"Streamed / in memory: {ratio:.2f}. Same training metrics: {same}."]
+    return {"runs": runs, "median": medians, "same_training_metrics": same, "table": "\n".join(lines)}
+
+
+def measure_scale(scratch: Path) -> dict:
+    """1e9 bits through `generate` and `targets`, then one epoch of `train` streamed from them."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(SCALE_PARAMS)
+    params["train"]["epochs"] = 1
+    repo = make_scratch_repo(scratch / "scale", params)
+    bits = (SCALE_PARAMS["count"] + SCALE_PARAMS["test_count"]) * SCALE_PARAMS["seq_len"]
+    result = {}
+    for name in ("generate", "targets", "train"):
+        print(f"{name} at scale ...", flush=True)
+        result[name] = measured(repo, sys.executable, "-m", f"stages.{name}")
+    result["data_gib"] = {path.name: path.stat().st_size / 2**30 for path in sorted((repo / "data").iterdir())}
+    result["train_metrics"] = read_json(repo / "metrics/train/metrics.json")
+
+    def row(name: str, throughput: str) -> str:
+        figures = result[name]
+        return (
+            f"| `{name}` | {figures['wall_s']:.1f} s | {throughput} | {figures['peak_rss_mib']:.0f} MiB "
+            f"| {figures['peak_anon_mib']:.0f} MiB |"
+        )
+
+    sequences_per_s = SCALE_PARAMS["count"] / result["train"]["wall_s"]
+    met = "met" if result["generate"]["peak_rss_mib"] <= SCALE_MEMORY_LIMIT_MIB else "NOT met"
+    result["table"] = "\n".join(
+        [
+            f"{bits:,} bits: {SCALE_PARAMS['count']:,} training + {SCALE_PARAMS['test_count']:,} held-out sequences "
+            f"of {SCALE_PARAMS['seq_len']}; files: {sum(result['data_gib'].values()):.1f} GiB",
+            "",
+            "| process | wall | throughput | peak resident | peak anonymous |",
+            "| --- | --- | --- | --- | --- |",
+            row("generate", f"{bits / result['generate']['wall_s'] / 1e6:.0f} M bits/s"),
+            row("targets", f"{bits / result['targets']['wall_s'] / 1e6:.0f} M bits/s"),
+            row("train", f"1 epoch, {sequences_per_s:,.0f} sequences/s"),
+            "",
+            f"`generate` peak resident memory <= {SCALE_MEMORY_LIMIT_MIB} MiB: {met}. Resident counts the data files' "
+            "pages `train` reads through its memory maps; anonymous is the process's own memory.",
+        ]
+    )
+    return result
+
+
+PARTS = {"speed": measure_speed, "streaming": measure_streaming, "scale": measure_scale}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="pipeline repeats (median is reported)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of timed runs (medians are reported)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results.json")
     args = parser.parse_args()
 
+    # Parts not run this time keep their last results.
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        **{package: version(package) for package in ("tensorflow-cpu", "keras", "numpy", "dvc")},
+    }
     with tempfile.TemporaryDirectory() as scratch:
-        runs = []
-        for repeat in range(args.repeats):
-            repo = make_scratch_repo(Path(scratch) / f"repeat{repeat}")
-            runs.append(measure_pipeline(repo))
-            print(
-                f"pipeline repeat {repeat + 1}/{args.repeats}: {runs[-1]['end_to_end_s']:.1f} s end to end", flush=True
-            )
-        print("baseline (about 3 minutes) ...", flush=True)
-        baseline = measure_baseline(Path(scratch) / "repeat0/data/test_bits.npy")
-
-    pipeline = median_of(runs)
-    report = table(baseline, pipeline)
-    print(report)
-    args.out.write_text(
-        json.dumps(
-            {
-                "machine": {
-                    "cpus": os.cpu_count(),
-                    "platform": platform.platform(),
-                    "python": platform.python_version(),
-                    "tensorflow": version("tensorflow-cpu"),
-                    "keras": version("keras"),
-                    "dvc": version("dvc"),
-                },
-                "baseline": baseline,
-                "pipeline_median": pipeline,
-                "pipeline_repeats": runs,
-                "table": report,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+        for part in args.parts:
+            arguments = (Path(scratch),) if part == "scale" else (Path(scratch), args.repeats)
+            results[part] = PARTS[part](*arguments)
+            print(results[part]["table"], flush=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
-"""What the stages share: file names, params, array and JSON I/O, sampling, parity and the pair encoding."""
+"""What the stages share: file names, params, array and JSON I/O, sampling, parity and the pair encoding.
+
+Arrays of any size go through memory a block of rows at a time (`read_blocks`, `row_writer`).
+"""
 
 import difflib
 import json
 import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -18,6 +23,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from tqdm import tqdm
 
 PARAMS_FILE = Path("params.yaml")
 TRAIN_BITS = Path("data/train_bits.npy")
@@ -31,6 +37,8 @@ METRICS_DIR = Path("metrics")
 CONVERGED = 0.99
 # Marks the steps in front of a sequence shorter than seq_len: neither bit, encoded [0, 0].
 PAD = 2
+# Steps per block of rows when a stage walks through an array: a few MiB, so memory is bounded whatever the size.
+BLOCK_STEPS = 1 << 22
 
 
 class Params(BaseModel):
@@ -110,19 +118,58 @@ def describe(problem: dict, section: str, schema: type[Params], path: Path) -> s
     return f"{path}: {key} = {problem['input']!r}: {problem['msg']}"
 
 
-def _replace_atomically(path: Path, write) -> None:
-    # Write beside the target and rename, so an interrupted stage never leaves a truncated file.
+@contextmanager
+def replaced_atomically(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write to, renamed to `path` when the with-block ends without error."""
+    # So an interrupted stage never leaves a truncated file.
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
     try:
-        write(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
 def save_array(path: Path, array: np.ndarray) -> None:
-    _replace_atomically(path, lambda tmp: np.save(tmp, array))
+    with replaced_atomically(path) as tmp:
+        np.save(tmp, array)
+
+
+def row_blocks(rows: int, row_len: int) -> Iterator[slice]:
+    """Consecutive ranges of whole rows, about BLOCK_STEPS steps each."""
+    step = max(1, BLOCK_STEPS // row_len)
+    for start in range(0, rows, step):
+        yield slice(start, min(start + step, rows))
+
+
+@contextmanager
+def row_writer(path: Path, shape: tuple[int, int], dtype: type) -> Iterator[Callable[[np.ndarray], None]]:
+    """`write(block)` appends a block of rows; the file, the one `np.save` would write, appears as the block ends."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+    with replaced_atomically(path) as tmp, tmp.open("wb") as file:
+        np.lib.format.write_array_header_1_0(file, header)
+        yield lambda block: file.write(np.ascontiguousarray(block, dtype).data)
+
+
+def read_blocks(array: np.memmap) -> Iterator[np.ndarray]:
+    """The rows of a memory-mapped .npy array, a block at a time, read from its file.
+
+    Plain reads, because pages read through the mapping would stay resident: a whole pass would fill memory.
+    """
+    with open(array.filename, "rb") as file:
+        file.seek(array.offset)
+        for rows in row_blocks(*array.shape):
+            count = (rows.stop - rows.start) * array.shape[1]
+            yield np.fromfile(file, array.dtype, count).reshape(-1, array.shape[1])
+
+
+def with_progress(blocks: Iterable[np.ndarray], total_steps: int, description: str) -> Iterator[np.ndarray]:
+    """Pass the blocks through, with a progress bar on a terminal for runs that take more than a second."""
+    with tqdm(total=total_steps, desc=description, unit="bit", unit_scale=True, delay=1, disable=None) as bar:
+        for block in blocks:
+            yield block
+            bar.update(block.size)
 
 
 def bad_input(path: Path, problem: str) -> SystemExit:
@@ -134,47 +181,54 @@ def bad_input(path: Path, problem: str) -> SystemExit:
     return SystemExit(f"{path}: {problem}; make it again with {again}")
 
 
-def load_array(path: Path) -> np.ndarray:
-    # No pickle: a .npy file is data, never code to run.
+def open_array(path: Path) -> np.memmap:
+    """A .npy file mapped, not read: only the rows a stage touches are loaded."""
+    # No pickle: a .npy file is data, never code to run (object arrays cannot be mapped either).
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
         raise bad_input(path, f"cannot be read ({error})") from None
 
 
-def load_bits(path: Path) -> np.ndarray:
+def load_bits(path: Path) -> np.memmap:
     """Bits as `generate` writes them: 2-D uint8 of 0 and 1, with PAD only in front of a sequence."""
-    bits = load_array(path)
+    bits = open_array(path)
     if bits.ndim != 2 or bits.dtype != np.uint8 or 0 in bits.shape:
         raise bad_input(path, f"expected a non-empty 2-D uint8 array, found {bits.dtype} {bits.shape}")
-    if not np.isin(bits, (0, 1, PAD)).all():
-        raise bad_input(path, f"values other than 0, 1 and {PAD} (padding)")
-    real = bits != PAD
-    if not (real[:, -1].all() and (real[:, 1:] >= real[:, :-1]).all()):
-        raise bad_input(path, f"padding ({PAD}) is allowed only in front of a sequence")
+    for block in read_blocks(bits):
+        if not np.isin(block, (0, 1, PAD)).all():
+            raise bad_input(path, f"values other than 0, 1 and {PAD} (padding)")
+        real = block != PAD
+        if not (real[:, -1].all() and (real[:, 1:] >= real[:, :-1]).all()):
+            raise bad_input(path, f"padding ({PAD}) is allowed only in front of a sequence")
     return bits
 
 
-def load_parity(path: Path, bits: np.ndarray) -> np.ndarray:
+def load_parity(path: Path, bits: np.memmap) -> np.memmap:
     """Running parity as `targets` writes it, checked against the bits it was made from."""
-    parity = load_array(path)
-    if parity.shape != bits.shape or not np.array_equal(parity, running_parity(bits)):
+    parity = open_array(path)
+    if parity.shape != bits.shape or not all(
+        np.array_equal(labels, running_parity(block))
+        for labels, block in zip(read_blocks(parity), read_blocks(bits), strict=True)
+    ):
         raise bad_input(path, f"is not the running parity of the bits ({parity.dtype} {parity.shape})")
     return parity
 
 
-def load_weights(path: Path, bits: np.ndarray) -> np.ndarray:
+def load_weights(path: Path, bits: np.memmap) -> np.memmap:
     """Loss weights as `targets` writes them: float32, >= 0, finite, 0 on padding."""
-    weights = load_array(path)
+    weights = open_array(path)
     if weights.shape != bits.shape or weights.dtype != np.float32:
         raise bad_input(path, f"expected float32 {bits.shape} like the bits, found {weights.dtype} {weights.shape}")
-    if not (np.isfinite(weights).all() and (weights >= 0).all() and (weights[bits == PAD] == 0).all()):
-        raise bad_input(path, "weights must be finite, >= 0, and 0 on padding")
+    for block, bits_block in zip(read_blocks(weights), read_blocks(bits), strict=True):
+        if not (np.isfinite(block).all() and (block >= 0).all() and (block[bits_block == PAD] == 0).all()):
+            raise bad_input(path, "weights must be finite, >= 0, and 0 on padding")
     return weights
 
 
 def write_text(path: Path, text: str) -> None:
-    _replace_atomically(path, lambda tmp: tmp.write_text(text))
+    with replaced_atomically(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_metrics(name: str, metrics: dict) -> None:
@@ -183,7 +237,8 @@ def write_metrics(name: str, metrics: dict) -> None:
 
 
 def save_model(model, path: Path = MODEL_FILE) -> None:
-    _replace_atomically(path, model.save)
+    with replaced_atomically(path) as tmp:
+        model.save(tmp)
 
 
 def one_hot_pairs(bits: np.ndarray) -> np.ndarray:

@@ -4,45 +4,89 @@ data.count=2, data.seq_len=5                  ->  [[1 0 1 1 0]
                                                    [0 0 1 0 1]]
 data.count=2, data.seq_len=5, data.min_len=3  ->  [[2 2 1 0 1]     lengths drawn from [3, 5],
                                                    [0 1 1 0 1]]     padded in front with PAD (2)
+
+Written a block of rows at a time, so any size fits in a few MiB of memory; the block size never changes a bit.
 """
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
-from stages.common import PAD, TEST_BITS, TRAIN_BITS, DataParams, load_params, random_bits, save_array, write_metrics
+from stages.common import (
+    PAD,
+    TEST_BITS,
+    TRAIN_BITS,
+    DataParams,
+    load_params,
+    row_blocks,
+    row_writer,
+    with_progress,
+    write_metrics,
+)
 
 
-def sequences(rng: np.random.Generator, count: int, params: DataParams) -> np.ndarray:
-    """`count` sequences of random bits; with `min_len`, of random lengths padded in front to seq_len."""
-    bits = random_bits(rng, count, params.seq_len)
-    if params.min_len is not None and params.min_len < params.seq_len:
-        lengths = rng.integers(params.min_len, params.seq_len, size=count, endpoint=True)
-        # Padding in front keeps every sequence's last bit at the last step, where the final label is read.
-        bits[np.arange(params.seq_len) < (params.seq_len - lengths)[:, None]] = PAD
-    return bits
+def bits_of_stream(seed: np.random.SeedSequence, start: int, count: int) -> np.ndarray:
+    """Bits `start` to `start + count` of the seed's stream, uint8: the ones `Generator.integers(0, 2, ...,
+    dtype=np.uint8)` draws, the top bit of each byte of PCG64's output. `advance` jumps straight to `start`."""
+    offset = start % 8
+    words = np.random.PCG64(seed).advance(start // 8).random_raw(-(-(offset + count) // 8))
+    return words.astype("<u8").view(np.uint8)[offset : offset + count] >> 7
 
 
-def generate(params: DataParams) -> tuple[np.ndarray, np.ndarray]:
-    """Training and held-out bits, each from its own stream of one seed, so they never share draws."""
-    train_rng, test_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(params.seed).spawn(2))
-    return sequences(train_rng, params.count, params), sequences(test_rng, params.test_count, params)
+def sequences(seed: np.random.SeedSequence, count: int, params: DataParams) -> Iterator[np.ndarray]:
+    """`count` sequences of random bits, in blocks of rows; with `min_len`, of random lengths padded in front."""
+    seq_len = params.seq_len
+    # The lengths come after all the bits in the same stream, drawn block by block.
+    lengths_rng = np.random.Generator(np.random.PCG64(seed).advance(-(-count * seq_len // 8)))
+    for rows in row_blocks(count, seq_len):
+        bits = bits_of_stream(seed, rows.start * seq_len, (rows.stop - rows.start) * seq_len).reshape(-1, seq_len)
+        if params.min_len is not None and params.min_len < seq_len:
+            lengths = lengths_rng.integers(params.min_len, seq_len, size=len(bits), endpoint=True)
+            # Padding in front keeps every sequence's last bit at the last step, where the final label is read.
+            bits[np.arange(seq_len) < (seq_len - lengths)[:, None]] = PAD
+        yield bits
 
 
-def summary(bits: np.ndarray) -> dict:
-    real = bits != PAD
+def splits(params: DataParams) -> list[tuple[Path, np.random.SeedSequence, int]]:
+    """File, seed and size of the training and the held-out set: two streams of one seed, never sharing draws."""
+    train_seed, test_seed = np.random.SeedSequence(params.seed).spawn(2)
+    return [(TRAIN_BITS, train_seed, params.count), (TEST_BITS, test_seed, params.test_count)]
+
+
+def tally(bits: np.ndarray) -> Counter:
+    """Counts over a block of rows that add up across blocks."""
+    ones_per_sequence = (bits == 1).sum(axis=1)
+    return Counter(
+        sequences=len(bits),
+        real_steps=int((bits != PAD).sum()),
+        ones=int(ones_per_sequence.sum()),
+        odd_sequences=int((ones_per_sequence % 2).sum()),
+    )
+
+
+def summary(totals: Counter, seq_len: int) -> dict:
     return {
-        "count": bits.shape[0],
-        "seq_len": bits.shape[1],
-        "mean_length": float(real.sum(axis=1).mean()),
-        "share_of_ones": float((bits == 1).sum() / real.sum()),
-        "share_odd_parity": float(((bits == 1).sum(axis=1) % 2).mean()),
+        "count": totals["sequences"],
+        "seq_len": seq_len,
+        "mean_length": totals["real_steps"] / totals["sequences"],
+        "share_of_ones": totals["ones"] / totals["real_steps"],
+        "share_odd_parity": totals["odd_sequences"] / totals["sequences"],
     }
 
 
 def main() -> None:
-    train_bits, test_bits = generate(load_params("data", DataParams))
-    save_array(TRAIN_BITS, train_bits)
-    save_array(TEST_BITS, test_bits)
-    write_metrics("generate", {"train": summary(train_bits), "test": summary(test_bits)})
+    params = load_params("data", DataParams)
+    metrics = {}
+    for path, seed, count in splits(params):
+        totals = Counter()
+        with row_writer(path, (count, params.seq_len), np.uint8) as write:
+            for bits in with_progress(sequences(seed, count, params), count * params.seq_len, f"generate {path}"):
+                write(bits)
+                totals.update(tally(bits))
+        metrics[path.stem.removesuffix("_bits")] = summary(totals, params.seq_len)
+    write_metrics("generate", metrics)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,12 @@ parity   [0 1 1 0 1]    (cumsum mod 2, padding counted as 0)
 weights  [0 1 1 1 1]    targets.mode=running: every real step
          [0 0 0 0 1]    targets.mode=final: the last step only
          with targets.weighting=inverse_position, the t-th real step weighs 1/t, rescaled to a mean of 1
+
+Read and written a block of rows at a time, so any size fits in a few MiB of memory.
 """
+
+from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -19,44 +24,77 @@ from stages.common import (
     TargetsParams,
     load_bits,
     load_params,
+    read_blocks,
+    row_writer,
     running_parity,
-    save_array,
+    with_progress,
     write_metrics,
 )
 
 
-def supervised_steps(bits: np.ndarray, mode: str, weighting: str = "uniform") -> np.ndarray:
-    """The training loss weight of every step, float32: 0 where the label is not read (padding, or every step
-    but the last in `final` mode), else 1 or, with `inverse_position` weighting, 1/t for the t-th real step."""
-    real = bits != PAD
-    supervised = real.copy() if mode == "running" else np.zeros_like(real)
+def supervised_mask(bits: np.ndarray, mode: str) -> np.ndarray:
+    """True where the label is read: every real step (`running`) or the last one only (`final`)."""
+    supervised = bits != PAD if mode == "running" else np.zeros(bits.shape, bool)
     supervised[:, -1] = True  # the last step, always real: padding is in front
+    return supervised
+
+
+def positions(bits: np.ndarray) -> np.ndarray:
+    """1-based position of every step among its sequence's real steps (0 on padding)."""
+    return np.cumsum(bits != PAD, axis=-1, dtype=np.int32)
+
+
+def inverse_position_scale(blocks: Iterable[np.ndarray], seq_len: int, mode: str) -> float:
+    """The factor that brings the mean 1/t weight of the supervised steps to 1.
+
+    Summed from integer counts of each position, so the factor does not depend on how the rows are split in blocks.
+    """
+    steps_at = np.zeros(seq_len + 1, np.int64)  # supervised steps at each position t
+    for bits in blocks:
+        steps_at += np.bincount(positions(bits)[supervised_mask(bits, mode)], minlength=seq_len + 1)
+    return float(steps_at.sum() / (steps_at[1:] / np.arange(1, seq_len + 1)).sum())
+
+
+def supervised_steps(bits: np.ndarray, mode: str, weighting: str = "uniform", scale: float = 1.0) -> np.ndarray:
+    """The training loss weight of every step, float32: 0 where the label is not read (padding, or every step
+    but the last in `final` mode), else 1 or, with `inverse_position` weighting, scale/t for the t-th real step."""
+    supervised = supervised_mask(bits, mode)
     if weighting == "uniform":
         return supervised.astype(np.float32)
-    position = np.cumsum(real, axis=-1, dtype=np.float32)
-    weights = np.divide(supervised, position, out=np.zeros(bits.shape, np.float32), where=supervised)
-    return weights * np.float32(supervised.sum() / weights.sum())
+    inverse = np.divide(1, positions(bits), out=np.zeros(bits.shape, np.float32), where=supervised)
+    return inverse * np.float32(scale)
 
 
-def summary(parity: np.ndarray) -> dict:
-    return {
-        "share_odd_steps": float(parity.mean()),
-        "share_odd_final": float(parity[:, -1].mean()),
-    }
+def write_parity(bits: np.memmap, path: Path) -> dict:
+    """Write the running parity of `bits` to `path`; return its summary."""
+    odd_steps = odd_final = 0
+    with row_writer(path, bits.shape, np.uint8) as write:
+        for block in with_progress(read_blocks(bits), bits.size, f"targets {path}"):
+            parity = running_parity(block)
+            write(parity)
+            odd_steps, odd_final = odd_steps + int(parity.sum()), odd_final + int(parity[:, -1].sum())
+    return {"share_odd_steps": odd_steps / bits.size, "share_odd_final": odd_final / len(bits)}
+
+
+def write_weights(bits: np.memmap, params: TargetsParams) -> float:
+    """Write the loss weights of the training steps; return the mean number of supervised steps per sequence."""
+    scale = 1.0
+    if params.weighting == "inverse_position":
+        scale = inverse_position_scale(read_blocks(bits), bits.shape[1], params.mode)
+    supervised = 0
+    with row_writer(TRAIN_WEIGHTS, bits.shape, np.float32) as write:
+        for block in with_progress(read_blocks(bits), bits.size, f"targets {TRAIN_WEIGHTS}"):
+            weights = supervised_steps(block, params.mode, params.weighting, scale)
+            write(weights)
+            supervised += int((weights > 0).sum())
+    return supervised / len(bits)
 
 
 def main() -> None:
     params = load_params("targets", TargetsParams)
-    metrics = {}
-    for bits_file, parity_file, split in ((TRAIN_BITS, TRAIN_PARITY, "train"), (TEST_BITS, TEST_PARITY, "test")):
-        bits = load_bits(bits_file)
-        parity = running_parity(bits)
-        save_array(parity_file, parity)
-        metrics[split] = summary(parity)
-        if split == "train":
-            weights = supervised_steps(bits, params.mode, params.weighting)
-            save_array(TRAIN_WEIGHTS, weights)
-            metrics[split]["supervised_steps_per_sequence"] = float((weights > 0).sum(axis=1).mean())
+    train_bits, test_bits = load_bits(TRAIN_BITS), load_bits(TEST_BITS)  # both checked before anything is written
+    metrics = {"train": write_parity(train_bits, TRAIN_PARITY), "test": write_parity(test_bits, TEST_PARITY)}
+    metrics["train"]["supervised_steps_per_sequence"] = write_weights(train_bits, params)
     write_metrics("targets", metrics)
 
 

@@ -6,6 +6,7 @@ target [[1,0] [1,0] [0,1]]     running parity 1 1 0, paired the same way
 
 import signal
 import sys
+from collections.abc import Iterator
 
 import keras
 import numpy as np
@@ -61,22 +62,29 @@ def build_model(units: int, learning_rate: float, forget_bias: float = 1.0) -> k
     return model
 
 
-def shuffled_batches(arrays: tuple[np.ndarray, ...], batch_size: int, seed: int) -> tf.data.Dataset:
-    """Batches of rows of `arrays`, reshuffled every epoch, the last one smaller, as `fit(shuffle=True)` does.
+def shuffled_batches(
+    bits: np.ndarray, parity: np.ndarray, supervised: np.ndarray, batch_size: int, seed: int
+) -> tf.data.Dataset:
+    """Batches of (pair-encoded bits, pair-encoded parity, loss weights) in a new random order every epoch, the
+    last one smaller, as `fit(shuffle=True)` does.
 
-    The batch dimension stays unknown (None) to Keras, so its XLA step is traced once; with plain arrays the
-    smaller last batch makes Keras retrace and recompile it twice more (~3 s).
+    Only each batch's rows are read, so memory-mapped arrays never have to fit in memory; the order costs 8 bytes
+    a sequence, where `Dataset.shuffle` would hold ~190 bytes a sequence and refill it every epoch. tf.data makes
+    the next batches while the current one trains. The batch dimension stays unknown (None) to Keras, so its XLA
+    step is traced once; with plain arrays the smaller last batch makes Keras retrace and recompile it twice more.
     """
-    # Tensors made once: a numpy array captured by the map function would be copied for every batch.
-    tensors = [tf.constant(array) for array in arrays]
-    count = len(arrays[0])
-    return (
-        tf.data.Dataset.range(count)
-        .shuffle(count, seed=seed)
-        .batch(batch_size)
-        .map(lambda index: tuple(tf.gather(tensor, index) for tensor in tensors))
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    rng = np.random.default_rng(seed)
+    count, seq_len = bits.shape
+
+    def batches() -> Iterator[tuple[np.ndarray, ...]]:
+        order = rng.permutation(count)  # called once an epoch, as Keras iterates the dataset anew
+        for start in range(0, count, batch_size):
+            rows = np.sort(order[start : start + batch_size])  # ascending: reads go forward through the files
+            yield one_hot_pairs(bits[rows]), one_hot_pairs(parity[rows]), supervised[rows]
+
+    pairs = tf.TensorSpec((None, seq_len, 2), tf.float32)
+    signature = (pairs, pairs, tf.TensorSpec((None, seq_len), tf.float32))
+    return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(tf.data.AUTOTUNE)
 
 
 class HeldOutFinalStepAccuracy(keras.callbacks.Callback):
@@ -119,7 +127,7 @@ def train(
     if params.stop_at_accuracy is not None:
         callbacks = [*callbacks, StopAtAccuracy(params.stop_at_accuracy)]
     model.fit(
-        shuffled_batches((one_hot_pairs(bits), one_hot_pairs(parity), supervised), params.batch_size, params.seed),
+        shuffled_batches(bits, parity, supervised, params.batch_size, params.seed),
         epochs=params.epochs,
         shuffle=False,  # the dataset shuffles itself
         callbacks=list(callbacks),

@@ -45,8 +45,12 @@ def make_scratch_repo(path: Path, params: dict | None = None) -> Path:
     if params is not None:
         (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(path, "git", "init", "-q")
-    # CI has no global git identity.
-    run(path, "git", "config", "user.name", "parity-lstm scratch")
-    run(path, "git", "config", "user.email", "scratch@parity-lstm.invalid")
+    identify(path)
     commit(path, "pipeline")
     return path
+
+
+def identify(repo: Path) -> None:
+    """Give the repo a git identity to commit with (experiments are commits): CI has no global one."""
+    run(repo, "git", "config", "user.name", "parity-lstm scratch")
+    run(repo, "git", "config", "user.email", "scratch@parity-lstm.invalid")

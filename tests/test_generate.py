@@ -1,29 +1,31 @@
 import numpy as np
 import pytest
 
+from stages import common, generate, targets
 from stages.common import PAD, DataParams
-from stages.generate import generate, summary
+from stages.generate import bits_of_stream, summary, tally
+from tests.arrays import generated
 
 PARAMS = DataParams(seq_len=20, min_len=None, count=500, test_count=300, seed=7)
 
 
 def test_shapes_and_dtype():
-    train, test = generate(PARAMS)
+    train, test = generated(PARAMS)
     assert train.shape == (500, 20) and test.shape == (300, 20)
     assert train.dtype == test.dtype == np.uint8
     assert set(np.unique(train)) == set(np.unique(test)) == {0, 1}
 
 
 def test_same_seed_same_bits_other_seed_other_bits():
-    train_a, test_a = generate(PARAMS)
-    train_b, test_b = generate(PARAMS)
+    train_a, test_a = generated(PARAMS)
+    train_b, test_b = generated(PARAMS)
     assert train_a.tobytes() == train_b.tobytes() and test_a.tobytes() == test_b.tobytes()
-    train_c, _ = generate(PARAMS.model_copy(update={"seed": 8}))
+    train_c, _ = generated(PARAMS.model_copy(update={"seed": 8}))
     assert not np.array_equal(train_a, train_c)
 
 
 def test_held_out_set_is_not_a_copy_of_training_data():
-    train, test = generate(PARAMS.model_copy(update={"test_count": PARAMS.count}))
+    train, test = generated(PARAMS.model_copy(update={"test_count": PARAMS.count}))
     assert not np.array_equal(train, test)
     # 20 random bits give ~1e6 sequences: almost no held-out sequence should also be a training one.
     train_rows = {row.tobytes() for row in train}
@@ -31,14 +33,22 @@ def test_held_out_set_is_not_a_copy_of_training_data():
 
 
 def test_bits_are_fair_coin_flips():
-    train, _ = generate(DataParams(seq_len=50, min_len=None, count=20_000, test_count=1, seed=0))
-    assert summary(train)["share_of_ones"] == pytest.approx(0.5, abs=0.01)
-    assert summary(train)["share_odd_parity"] == pytest.approx(0.5, abs=0.02)
+    train, _ = generated(DataParams(seq_len=50, min_len=None, count=20_000, test_count=1, seed=0))
+    figures = summary(tally(train), seq_len=50)
+    assert figures["share_of_ones"] == pytest.approx(0.5, abs=0.01)
+    assert figures["share_odd_parity"] == pytest.approx(0.5, abs=0.02)
+
+
+def test_summary_adds_up_across_blocks():
+    bits = np.array([[PAD, 1, 1], [0, 1, 0], [1, 1, 1]], np.uint8)
+    expected = {"count": 3, "seq_len": 3, "mean_length": 8 / 3, "share_of_ones": 6 / 8, "share_odd_parity": 2 / 3}
+    assert summary(tally(bits), 3) == expected
+    assert summary(tally(bits[:1]) + tally(bits[1:]), 3) == expected
 
 
 def test_variable_lengths_are_padded_in_front():
     params = DataParams(seq_len=12, min_len=3, count=2000, test_count=10, seed=0)
-    bits, _ = generate(params)
+    bits, _ = generated(params)
     real = bits != PAD
     lengths = real.sum(axis=1)
     assert lengths.min() == 3 and lengths.max() == 12
@@ -46,10 +56,46 @@ def test_variable_lengths_are_padded_in_front():
     np.testing.assert_array_equal(real, np.arange(12) >= 12 - lengths[:, None])
     assert set(np.unique(bits[real])) == {0, 1}
     # The same data at fixed length: the bits are the same draws, only the padding differs.
-    fixed, _ = generate(params.model_copy(update={"min_len": None}))
+    fixed, _ = generated(params.model_copy(update={"min_len": None}))
     np.testing.assert_array_equal(bits[real], fixed[real])
 
 
 def test_min_len_above_seq_len_is_refused():
     with pytest.raises(ValueError, match="min_len"):
         DataParams(seq_len=5, min_len=6, count=1, test_count=1, seed=0)
+
+
+@pytest.mark.parametrize("start, count", [(0, 1), (0, 64), (3, 5), (13, 100), (800, 7)])
+def test_any_slice_of_the_stream_is_what_numpy_draws_at_that_place(start, count):
+    seed = np.random.SeedSequence(5)
+    drawn = np.random.default_rng(seed).integers(0, 2, size=start + count, dtype=np.uint8)
+    np.testing.assert_array_equal(bits_of_stream(seed, start, count), drawn[start:])
+
+
+def stage_outputs(directory, monkeypatch, block_steps: int) -> dict[str, bytes]:
+    """Run `generate` and `targets` in `directory` with blocks of `block_steps` steps; every file they write."""
+    monkeypatch.chdir(directory)
+    monkeypatch.setattr(common, "BLOCK_STEPS", block_steps)
+    generate.main()
+    targets.main()
+    files = [*directory.glob("data/*"), *directory.glob("metrics/*")]
+    return {str(path.relative_to(directory)): path.read_bytes() for path in files}
+
+
+@pytest.mark.parametrize("mode", ["running", "final"])
+def test_the_block_size_changes_no_byte_of_data_or_metrics(tmp_path, monkeypatch, mode):
+    params = f"""
+data: {{seq_len: 13, min_len: 2, count: 301, test_count: 37, seed: 4}}
+targets: {{mode: {mode}, weighting: inverse_position}}
+"""
+    outputs = []
+    for block_steps in (1, 40, 1 << 22):  # a row at a time, a few rows (not a multiple of 8 bits), all at once
+        (tmp_path / str(block_steps)).mkdir()
+        (tmp_path / str(block_steps) / "params.yaml").write_text(params)
+        outputs.append(stage_outputs(tmp_path / str(block_steps), monkeypatch, block_steps))
+    assert len(outputs[0]) == 7 and outputs[0] == outputs[1] == outputs[2]
+    # What was written in blocks is the file np.save writes.
+    written = np.load(tmp_path / "1/data/train_weights.npy")
+    assert written.shape == (301, 13) and written.dtype == np.float32
+    np.save(tmp_path / "saved.npy", written)
+    assert (tmp_path / "saved.npy").read_bytes() == (tmp_path / "1/data/train_weights.npy").read_bytes()

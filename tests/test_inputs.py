@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.common import PAD, load_bits, load_parity, load_weights, running_parity, save_array
+from stages import common
+from stages.common import PAD, load_bits, load_parity, load_weights, row_writer, running_parity, save_array
 from stages.evaluate import load_trained_model
 
 BITS = np.array([[PAD, 1, 0, 1], [0, 1, 1, 0]], np.uint8)
@@ -53,23 +54,24 @@ def test_truncated_or_pickled_files_are_refused(tmp_path):
     pickled = tmp_path / "train_parity.npy"
     np.save(pickled, np.array([{"not": "data"}], dtype=object), allow_pickle=True)
     with pytest.raises(SystemExit, match=r"cannot be read .*`dvc repro -f targets`"):
-        load_parity(pickled, BITS)
+        load_parity(pickled, load_bits(saved(tmp_path, "test_bits.npy", BITS)))
     with pytest.raises(SystemExit, match=r"model.keras: cannot be loaded .*`dvc repro -f train`"):
         load_trained_model(tmp_path / "model.keras")
 
 
 def test_labels_must_belong_to_the_bits(tmp_path):
+    bits = load_bits(saved(tmp_path, "train_bits.npy", BITS))
     wrong = running_parity(BITS)
     wrong[1, 2] ^= 1
     with pytest.raises(SystemExit, match=r"is not the running parity of the bits .*`dvc repro -f targets`"):
-        load_parity(saved(tmp_path, "train_parity.npy", wrong), BITS)
+        load_parity(saved(tmp_path, "train_parity.npy", wrong), bits)
     with pytest.raises(SystemExit, match="is not the running parity"):
-        load_parity(saved(tmp_path, "train_parity.npy", running_parity(BITS)[:, 1:]), BITS)
+        load_parity(saved(tmp_path, "train_parity.npy", running_parity(BITS)[:, 1:]), bits)
     on_padding = np.ones(BITS.shape, np.float32)
     with pytest.raises(SystemExit, match="0 on padding"):
-        load_weights(saved(tmp_path, "train_weights.npy", on_padding), BITS)
+        load_weights(saved(tmp_path, "train_weights.npy", on_padding), bits)
     with pytest.raises(SystemExit, match="expected float32"):
-        load_weights(saved(tmp_path, "train_weights.npy", on_padding.astype(np.float64)), BITS)
+        load_weights(saved(tmp_path, "train_weights.npy", on_padding.astype(np.float64)), bits)
 
 
 def test_a_stage_given_a_bad_file_exits_with_one_line_and_writes_nothing(tmp_path):
@@ -102,5 +104,27 @@ def test_an_interrupted_write_keeps_the_previous_file_and_leaves_no_partial_one(
     monkeypatch.setattr(np, "save", interrupted_save)
     with pytest.raises(KeyboardInterrupt):
         save_array(path, BITS[:1])
+    np.testing.assert_array_equal(load_bits(path), BITS)
+    assert [child.name for child in tmp_path.iterdir()] == ["train_bits.npy"]
+
+
+def test_every_block_is_checked(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "BLOCK_STEPS", 8)  # two rows a block
+    bits = np.zeros((9, 4), np.uint8)
+    bits[8, 1] = 3  # in the last block
+    with pytest.raises(SystemExit, match="values other than 0, 1 and 2"):
+        load_bits(saved(tmp_path, "train_bits.npy", bits))
+    good = load_bits(saved(tmp_path, "test_bits.npy", bits % 3))
+    wrong = running_parity(good)
+    wrong[7, 3] ^= 1
+    with pytest.raises(SystemExit, match="is not the running parity"):
+        load_parity(saved(tmp_path, "test_parity.npy", wrong), good)
+
+
+def test_a_file_written_in_blocks_appears_only_when_complete(tmp_path):
+    path = saved(tmp_path, "train_bits.npy", BITS)
+    with pytest.raises(KeyboardInterrupt), row_writer(path, (4, 4), np.uint8) as write:
+        write(BITS)
+        raise KeyboardInterrupt  # before the last two rows
     np.testing.assert_array_equal(load_bits(path), BITS)
     assert [child.name for child in tmp_path.iterdir()] == ["train_bits.npy"]

@@ -1,0 +1,59 @@
+"""Sharing results between machines: a git server for the code and dvc.lock, one DVC remote for the outputs."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from stages.evaluate import load_trained_model
+from tests.scratch_repo import commit, dvc, identify, make_scratch_repo, run
+from tests.test_pipeline import TINY_PARAMS, ran_exactly, repro
+
+
+def experiment(exp_show: list[dict], name: str) -> dict:
+    """The params and metrics of the experiment `name` in `dvc exp show --json`."""
+    for baseline in exp_show:
+        for experiment in baseline.get("experiments") or []:
+            for rev in experiment["revs"]:
+                if rev.get("name") == name:
+                    return rev["data"]
+    raise AssertionError(f"no experiment {name} in {exp_show}")
+
+
+def same_weights(first: Path, second: Path) -> bool:
+    pairs = zip(load_trained_model(first).get_weights(), load_trained_model(second).get_weights(), strict=True)
+    return all(np.array_equal(a, b) for a, b in pairs)
+
+
+def test_two_machines_share_outputs_and_experiments_through_one_remote(tmp_path: Path):
+    server = tmp_path / "server.git"
+    run(tmp_path, "git", "init", "-q", "--bare", str(server))
+    # Machine A runs the pipeline and pushes: code and dvc.lock to git, outputs to a folder remote.
+    a = make_scratch_repo(tmp_path / "a", TINY_PARAMS)
+    dvc(a, "remote", "add", "-d", "shared", str(tmp_path / "storage"))
+    dvc(a, "repro")
+    commit(a, "results")
+    run(a, "git", "remote", "add", "origin", str(server))
+    run(a, "git", "push", "-q", "origin", "HEAD")
+    assert "6 files pushed" in dvc(a, "push")  # 5 data arrays and the model; metrics are in git
+
+    # Machine B clones and pulls: everything is up to date, no stage runs again.
+    b = tmp_path / "b"
+    run(tmp_path, "git", "clone", "-q", str(server), str(b))
+    identify(b)
+    dvc(b, "pull")
+    assert "Data and pipelines are up to date" in dvc(b, "status")
+    assert repro(b) == ran_exactly()
+    for output in ("data/train_bits.npy", "data/test_parity.npy", "data/train_weights.npy"):
+        assert (b / output).read_bytes() == (a / output).read_bytes()
+    assert same_weights(a / "models/model.keras", b / "models/model.keras")
+
+    # B runs an experiment and pushes it; A pulls it, outputs included, and sees its results.
+    dvc(b, "exp", "run", "-n", "seed-1", "-S", "train.seed=1")
+    dvc(b, "exp", "push", "origin", "seed-1")
+    dvc(a, "exp", "pull", "origin", "seed-1")
+    shared = experiment(json.loads(dvc(a, "exp", "show", "--json", stderr=False)), "seed-1")
+    assert shared["params"]["params.yaml"]["data"]["train"]["seed"] == 1
+    assert "final_step_accuracy" in shared["metrics"]["metrics/evaluate.json"]["data"]
+    dvc(a, "exp", "apply", "seed-1")
+    assert same_weights(a / "models/model.keras", b / "models/model.keras")
