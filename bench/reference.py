@@ -27,7 +27,7 @@ def main(seed: int, test_bits_file: Path, out: Path) -> None:
     started = time.perf_counter()
     import keras
 
-    from stages.common import load_array, one_hot_pairs, running_parity
+    from stages.common import load_bits, one_hot_pairs, running_parity
     from stages.evaluate import score
 
     random.seed(seed)
@@ -53,7 +53,7 @@ def main(seed: int, test_bits_file: Path, out: Path) -> None:
     model.predict(training, verbose=0)
     finished = time.perf_counter()
 
-    test_bits = load_array(test_bits_file)
+    test_bits = load_bits(test_bits_file)
     metrics, _ = score(model.predict(one_hot_pairs(test_bits), verbose=0), running_parity(test_bits))
     result = {
         "import_s": imported - started,
