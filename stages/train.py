@@ -33,6 +33,9 @@ from stages.common import (
 
 # Batches per call into the compiled training loop: a whole default epoch, so Python runs once an epoch.
 STEPS_PER_EXECUTION = 1024
+# Steps of consecutive rows a stretch of an epoch is batched from, read into memory at once: ~100 MB of files.
+# The default data set (5M steps) is one window.
+WINDOW_STEPS = 1 << 24
 
 
 def build_model(units: int, learning_rate: float, forget_bias: float = 1.0) -> keras.Model:
@@ -68,19 +71,30 @@ def shuffled_batches(
     """Batches of (pair-encoded bits, pair-encoded parity, loss weights) in a new random order every epoch, the
     last one smaller, as `fit(shuffle=True)` does.
 
-    Only each batch's rows are read, so memory-mapped arrays never have to fit in memory; the order costs 8 bytes
-    a sequence, where `Dataset.shuffle` would hold ~190 bytes a sequence and refill it every epoch. tf.data makes
-    the next batches while the current one trains. The batch dimension stays unknown (None) to Keras, so its XLA
-    step is traced once; with plain arrays the smaller last batch makes Keras retrace and recompile it twice more.
+    Arrays larger than memory (memory-mapped files) are walked a window of consecutive rows at a time, windows
+    in random order, each read in one sequential pass and its rows shuffled into batches. Picking rows from all
+    over files larger than memory drops pages before they are used again (measured with 5.6 GiB of files in 1 GiB
+    of memory: 0.5 batches/s that way, 1,500 with windows). With one window, as at the default size, this is a
+    plain shuffle. tf.data makes the next batches while one trains.
+    The batch dimension stays unknown (None) to Keras, so its XLA step is traced once; with plain arrays the
+    smaller last batch makes Keras retrace and recompile it twice more.
     """
     rng = np.random.default_rng(seed)
     count, seq_len = bits.shape
+    # Whole batches, so that only the last batch of the data's last window is smaller.
+    window = max(1, WINDOW_STEPS // seq_len // batch_size) * batch_size
 
     def batches() -> Iterator[tuple[np.ndarray, ...]]:
-        order = rng.permutation(count)  # called once an epoch, as Keras iterates the dataset anew
-        for start in range(0, count, batch_size):
-            rows = np.sort(order[start : start + batch_size])  # ascending: reads go forward through the files
-            yield one_hot_pairs(bits[rows]), one_hot_pairs(parity[rows]), supervised[rows]
+        # Keras iterates the dataset anew every epoch, so each epoch draws a new order.
+        for start in rng.permutation(range(0, count, window)):
+            # A copy: one sequential read of the window from the files.
+            window_bits, window_parity, window_weights = (
+                np.array(a[start : start + window]) for a in (bits, parity, supervised)
+            )
+            order = rng.permutation(len(window_bits))
+            for first in range(0, len(order), batch_size):
+                rows = np.sort(order[first : first + batch_size])  # ascending: the gather walks memory forward
+                yield one_hot_pairs(window_bits[rows]), one_hot_pairs(window_parity[rows]), window_weights[rows]
 
     pairs = tf.TensorSpec((None, seq_len, 2), tf.float32)
     signature = (pairs, pairs, tf.TensorSpec((None, seq_len), tf.float32))
