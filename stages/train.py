@@ -33,9 +33,9 @@ from stages.common import (
 
 # Batches per call into the compiled training loop: a whole default epoch, so Python runs once an epoch.
 STEPS_PER_EXECUTION = 1024
-# Steps of consecutive rows a stretch of an epoch is batched from, read into memory at once: ~100 MB of files.
+# Steps of consecutive rows a stretch of an epoch is batched from, held in memory at once, pair-encoded: 160 MB.
 # The default data set (5M steps) is one window.
-WINDOW_STEPS = 1 << 24
+WINDOW_STEPS = 1 << 23
 
 
 def build_model(units: int, learning_rate: float, forget_bias: float = 1.0) -> keras.Model:
@@ -75,7 +75,7 @@ def shuffled_batches(
     in random order, each read in one sequential pass and its rows shuffled into batches. Picking rows from all
     over files larger than memory drops pages before they are used again (measured with 5.6 GiB of files in 1 GiB
     of memory: 0.5 batches/s that way, 1,500 with windows). With one window, as at the default size, this is a
-    plain shuffle. tf.data makes the next batches while one trains.
+    plain shuffle. Batches are gathered inside TensorFlow while the previous ones train.
     The batch dimension stays unknown (None) to Keras, so its XLA step is traced once; with plain arrays the
     smaller last batch makes Keras retrace and recompile it twice more.
     """
@@ -84,21 +84,29 @@ def shuffled_batches(
     # Whole batches, so that only the last batch of the data's last window is smaller.
     window = max(1, WINDOW_STEPS // seq_len // batch_size) * batch_size
 
-    def batches() -> Iterator[tuple[np.ndarray, ...]]:
+    def windows() -> Iterator[tuple[np.ndarray, ...]]:
         # Keras iterates the dataset anew every epoch, so each epoch draws a new order.
         for start in rng.permutation(range(0, count, window)):
-            # A copy: one sequential read of the window from the files.
-            window_bits, window_parity, window_weights = (
-                np.array(a[start : start + window]) for a in (bits, parity, supervised)
+            rows = slice(start, start + window)  # one sequential read from each file
+            yield (
+                one_hot_pairs(bits[rows]),
+                one_hot_pairs(parity[rows]),
+                np.array(supervised[rows]),
+                rng.permutation(min(window, count - start)),
             )
-            order = rng.permutation(len(window_bits))
-            for first in range(0, len(order), batch_size):
-                rows = np.sort(order[first : first + batch_size])  # ascending: the gather walks memory forward
-                yield one_hot_pairs(window_bits[rows]), one_hot_pairs(window_parity[rows]), window_weights[rows]
+
+    def batches(inputs: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor, order: tf.Tensor) -> tf.data.Dataset:
+        def gather(rows: tf.Tensor) -> tuple[tf.Tensor, ...]:
+            rows = tf.sort(rows)  # ascending: the gather walks memory forward
+            return tf.gather(inputs, rows), tf.gather(targets, rows), tf.gather(weights, rows)
+
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(gather)
 
     pairs = tf.TensorSpec((None, seq_len, 2), tf.float32)
-    signature = (pairs, pairs, tf.TensorSpec((None, seq_len), tf.float32))
-    return tf.data.Dataset.from_generator(batches, output_signature=signature).prefetch(tf.data.AUTOTUNE)
+    signature = (pairs, pairs, tf.TensorSpec((None, seq_len), tf.float32), tf.TensorSpec((None,), tf.int64))
+    return (
+        tf.data.Dataset.from_generator(windows, output_signature=signature).flat_map(batches).prefetch(tf.data.AUTOTUNE)
+    )
 
 
 class HeldOutFinalStepAccuracy(keras.callbacks.Callback):
