@@ -37,7 +37,7 @@ METRICS_DIR = Path("metrics")
 CONVERGED = 0.99
 # Marks the steps in front of a sequence shorter than seq_len: neither bit, encoded [0, 0].
 PAD = 2
-# Steps per block of rows when a stage walks through an array: a few MiB, so memory is bounded whatever the size.
+# Steps per block of rows when a stage walks through an array: memory stays bounded (under 100 MiB) at any size.
 BLOCK_STEPS = 1 << 22
 
 
@@ -131,11 +131,6 @@ def replaced_atomically(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def save_array(path: Path, array: np.ndarray) -> None:
-    with replaced_atomically(path) as tmp:
-        np.save(tmp, array)
-
-
 def row_blocks(rows: int, row_len: int) -> Iterator[slice]:
     """Consecutive ranges of whole rows, about BLOCK_STEPS steps each."""
     step = max(1, BLOCK_STEPS // row_len)
@@ -145,17 +140,31 @@ def row_blocks(rows: int, row_len: int) -> Iterator[slice]:
 
 @contextmanager
 def row_writer(path: Path, shape: tuple[int, int], dtype: type) -> Iterator[Callable[[np.ndarray], None]]:
-    """`write(block)` appends a block of rows; the file, the one `np.save` would write, appears as the block ends."""
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
+    """`write(block)` appends a block of rows; the file, the one `np.save` would write, appears as the block ends
+    if exactly `shape` was written."""
+    dtype = np.dtype(dtype)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    rows_written = 0
+
+    def write(block: np.ndarray) -> None:
+        nonlocal rows_written
+        if block.dtype != dtype or block.shape[1:] != shape[1:]:
+            raise ValueError(f"{path}: a block of {block.dtype} {block.shape} in a file of {dtype} {shape}")
+        file.write(np.ascontiguousarray(block).data)
+        rows_written += len(block)
+
     with replaced_atomically(path) as tmp, tmp.open("wb") as file:
         np.lib.format.write_array_header_1_0(file, header)
-        yield lambda block: file.write(np.ascontiguousarray(block, dtype).data)
+        yield write
+        if rows_written != shape[0]:
+            raise ValueError(f"{path}: {rows_written} rows written of {shape[0]}; the previous file is kept")
 
 
 def read_blocks(array: np.memmap) -> Iterator[np.ndarray]:
     """The rows of a memory-mapped .npy array, a block at a time, read from its file.
 
-    Plain reads, because pages read through the mapping would stay resident: a whole pass would fill memory.
+    Plain reads: pages read through the mapping would count as the stage's memory until the kernel takes them
+    back, so a pass over the whole file would look like a whole copy of it.
     """
     with open(array.filename, "rb") as file:
         file.seek(array.offset)
@@ -182,12 +191,15 @@ def bad_input(path: Path, problem: str) -> SystemExit:
 
 
 def open_array(path: Path) -> np.memmap:
-    """A .npy file mapped, not read: only the rows a stage touches are loaded."""
+    """A .npy file mapped, not read: rows are read when they are used."""
     # No pickle: a .npy file is data, never code to run (object arrays cannot be mapped either).
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
         raise bad_input(path, f"cannot be read ({error})") from None
+    if not array.flags.c_contiguous:  # the stages read rows; Fortran order would scramble them
+        raise bad_input(path, "is stored in Fortran (column) order")
+    return array
 
 
 def load_bits(path: Path) -> np.memmap:
@@ -207,9 +219,13 @@ def load_bits(path: Path) -> np.memmap:
 def load_parity(path: Path, bits: np.memmap) -> np.memmap:
     """Running parity as `targets` writes it, checked against the bits it was made from."""
     parity = open_array(path)
-    if parity.shape != bits.shape or not all(
-        np.array_equal(labels, running_parity(block))
-        for labels, block in zip(read_blocks(parity), read_blocks(bits), strict=True)
+    if (
+        parity.shape != bits.shape
+        or parity.dtype != np.uint8
+        or not all(
+            np.array_equal(labels, running_parity(block))
+            for labels, block in zip(read_blocks(parity), read_blocks(bits), strict=True)
+        )
     ):
         raise bad_input(path, f"is not the running parity of the bits ({parity.dtype} {parity.shape})")
     return parity

@@ -5,7 +5,7 @@ data.count=2, data.seq_len=5                  ->  [[1 0 1 1 0]
 data.count=2, data.seq_len=5, data.min_len=3  ->  [[2 2 1 0 1]     lengths drawn from [3, 5],
                                                    [0 1 1 0 1]]     padded in front with PAD (2)
 
-Written a block of rows at a time, so any size fits in a few MiB of memory; the block size never changes a bit.
+Written a block of rows at a time, so memory stays bounded at any size; the block size never changes a bit.
 """
 
 from collections import Counter
@@ -38,7 +38,8 @@ def bits_of_stream(seed: np.random.SeedSequence, start: int, count: int) -> np.n
 def sequences(seed: np.random.SeedSequence, count: int, params: DataParams) -> Iterator[np.ndarray]:
     """`count` sequences of random bits, in blocks of rows; with `min_len`, of random lengths padded in front."""
     seq_len = params.seq_len
-    # The lengths come after all the bits in the same stream, drawn block by block.
+    # The lengths come after all the bits in the same stream, drawn block by block (when count * seq_len is not a
+    # multiple of 8, not the lengths of versions that drew everything at once).
     lengths_rng = np.random.Generator(np.random.PCG64(seed).advance(-(-count * seq_len // 8)))
     for rows in row_blocks(count, seq_len):
         bits = bits_of_stream(seed, rows.start * seq_len, (rows.stop - rows.start) * seq_len).reshape(-1, seq_len)

@@ -6,7 +6,7 @@ weights  [0 1 1 1 1]    targets.mode=running: every real step
          [0 0 0 0 1]    targets.mode=final: the last step only
          with targets.weighting=inverse_position, the t-th real step weighs 1/t, rescaled to a mean of 1
 
-Read and written a block of rows at a time, so any size fits in a few MiB of memory.
+Read and written a block of rows at a time, so memory stays bounded at any size.
 """
 
 from collections.abc import Iterable

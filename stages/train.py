@@ -68,8 +68,8 @@ def build_model(units: int, learning_rate: float, forget_bias: float = 1.0) -> k
 def shuffled_batches(
     bits: np.ndarray, parity: np.ndarray, supervised: np.ndarray, batch_size: int, seed: int
 ) -> tf.data.Dataset:
-    """Batches of (pair-encoded bits, pair-encoded parity, loss weights) in a new random order every epoch, the
-    last one smaller, as `fit(shuffle=True)` does.
+    """Batches of (pair-encoded bits, pair-encoded parity, loss weights) in a new random order every epoch, as
+    `fit(shuffle=True)` does; one of them smaller when the batch size does not divide the rows.
 
     Arrays larger than memory (memory-mapped files) are walked a window of consecutive rows at a time, windows
     in random order, each read in one sequential pass and its rows shuffled into batches. Picking rows from all

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from stages import common
-from stages.common import PAD, load_bits, load_parity, load_weights, row_writer, running_parity, save_array
+from stages.common import PAD, load_bits, load_parity, load_weights, row_writer, running_parity
 from stages.evaluate import load_trained_model
 
 BITS = np.array([[PAD, 1, 0, 1], [0, 1, 1, 0]], np.uint8)
@@ -17,7 +17,7 @@ BITS = np.array([[PAD, 1, 0, 1], [0, 1, 1, 0]], np.uint8)
 
 def saved(tmp_path: Path, name: str, array: np.ndarray) -> Path:
     path = tmp_path / name
-    save_array(path, array)
+    np.save(path, array)
     return path
 
 
@@ -76,8 +76,8 @@ def test_labels_must_belong_to_the_bits(tmp_path):
 
 def test_a_stage_given_a_bad_file_exits_with_one_line_and_writes_nothing(tmp_path):
     (tmp_path / "data").mkdir()
-    save_array(tmp_path / "data/train_bits.npy", np.array([[0, 1, 3]], np.uint8))
-    save_array(tmp_path / "data/test_bits.npy", np.array([[0, 1, 1]], np.uint8))
+    np.save(tmp_path / "data/train_bits.npy", np.array([[0, 1, 3]], np.uint8))
+    np.save(tmp_path / "data/test_bits.npy", np.array([[0, 1, 1]], np.uint8))
     (tmp_path / "params.yaml").write_text("targets:\n  mode: running\n  weighting: uniform\n")
     result = subprocess.run(
         [sys.executable, "-m", "stages.targets"],
@@ -94,20 +94,6 @@ def test_a_stage_given_a_bad_file_exits_with_one_line_and_writes_nothing(tmp_pat
     assert not (tmp_path / "metrics").exists()
 
 
-def test_an_interrupted_write_keeps_the_previous_file_and_leaves_no_partial_one(tmp_path, monkeypatch):
-    path = saved(tmp_path, "train_bits.npy", BITS)
-
-    def interrupted_save(file, array):
-        Path(file).write_bytes(b"\x93NUMPY half a file")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(np, "save", interrupted_save)
-    with pytest.raises(KeyboardInterrupt):
-        save_array(path, BITS[:1])
-    np.testing.assert_array_equal(load_bits(path), BITS)
-    assert [child.name for child in tmp_path.iterdir()] == ["train_bits.npy"]
-
-
 def test_every_block_is_checked(tmp_path, monkeypatch):
     monkeypatch.setattr(common, "BLOCK_STEPS", 8)  # two rows a block
     bits = np.zeros((9, 4), np.uint8)
@@ -121,10 +107,26 @@ def test_every_block_is_checked(tmp_path, monkeypatch):
         load_parity(saved(tmp_path, "test_parity.npy", wrong), good)
 
 
-def test_a_file_written_in_blocks_appears_only_when_complete(tmp_path):
+def test_a_file_written_in_blocks_appears_only_when_whole(tmp_path):
     path = saved(tmp_path, "train_bits.npy", BITS)
-    with pytest.raises(KeyboardInterrupt), row_writer(path, (4, 4), np.uint8) as write:
-        write(BITS)
-        raise KeyboardInterrupt  # before the last two rows
+    with pytest.raises(KeyboardInterrupt), row_writer(path, (2, 4), np.uint8) as write:
+        write(BITS[:1])
+        raise KeyboardInterrupt  # before the last row
+    with pytest.raises(ValueError, match="1 rows written of 2"), row_writer(path, (2, 4), np.uint8) as write:
+        write(BITS[:1])  # and then nothing more
+    with pytest.raises(ValueError, match="a block of int64"), row_writer(path, (2, 4), np.uint8) as write:
+        write(BITS.astype(np.int64))
     np.testing.assert_array_equal(load_bits(path), BITS)
     assert [child.name for child in tmp_path.iterdir()] == ["train_bits.npy"]
+    with row_writer(path, (2, 4), np.uint8) as write:
+        write(BITS[:1])
+        write(BITS[1:])
+    assert path.read_bytes() == saved(tmp_path, "saved.npy", BITS).read_bytes()
+
+
+def test_fortran_order_and_wrong_dtypes_are_refused(tmp_path):
+    with pytest.raises(SystemExit, match="Fortran"):
+        load_bits(saved(tmp_path, "train_bits.npy", np.asfortranarray(np.zeros((3, 4), np.uint8))))
+    bits = load_bits(saved(tmp_path, "test_bits.npy", BITS))
+    with pytest.raises(SystemExit, match=r"is not the running parity of the bits .*int64"):
+        load_parity(saved(tmp_path, "test_parity.npy", running_parity(BITS).astype(np.int64)), bits)

@@ -11,7 +11,6 @@ from stages.common import (
     load_weights,
     one_hot_pairs,
     running_parity,
-    save_array,
 )
 from stages.evaluate import score
 from stages.targets import supervised_steps
@@ -109,11 +108,12 @@ def test_batches_hold_every_row_once_an_epoch_in_a_new_order(monkeypatch, window
     assert not np.array_equal(*(np.concatenate([w for _, _, w in batches]) for batches in epochs))
 
 
-def test_training_streamed_from_files_gives_the_weights_of_training_from_memory(tmp_path):
+def test_training_streamed_from_files_gives_the_weights_of_training_from_memory(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_stage, "WINDOW_STEPS", 20 * 32 * EASY_DATA.seq_len)  # 7 windows of 640 rows
     bits, _ = generated(EASY_DATA)
     parity, supervised = running_parity(bits), every_step(bits)
     for name, array in (("bits", bits), ("parity", parity), ("weights", supervised)):
-        save_array(tmp_path / f"train_{name}.npy", array)
+        np.save(tmp_path / f"train_{name}.npy", array)
     mapped = load_bits(tmp_path / "train_bits.npy")
     mapped_parity = load_parity(tmp_path / "train_parity.npy", mapped)
     mapped_weights = load_weights(tmp_path / "train_weights.npy", mapped)
