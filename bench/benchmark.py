@@ -8,6 +8,10 @@ streaming  `train` at the default size streamed from the files against the in-me
            IN_MEMORY_REV, alternated on the same data
 scale      1e9 bits (10,000,000 sequences of 100) through `generate` and `targets`, and one epoch of `train`
            on them: wall time, throughput and peak memory of each process (~8 minutes, ~6 GB of disk)
+population seconds per epoch of a population of K 1-unit members at the default size, K = 1, 4, 20, 100
+           (~6 minutes)
+seeds      the reference settings' convergence over seeds 0-19 two ways, in one run: 20 queued `dvc exp run`s
+           (`dvc queue start -j 2`) against one `dvc exp run -S train.population=20` (~10 minutes)
 
 Prints tables and writes them, with every measurement, to JSON.
 """
@@ -31,7 +35,7 @@ sys.path.insert(0, str(ROOT))  # so that `python bench/benchmark.py` finds the p
 
 import yaml  # noqa: E402
 
-from tests.scratch_repo import dvc, make_scratch_repo, run, set_param  # noqa: E402
+from tests.scratch_repo import commit, dvc, make_scratch_repo, run, set_param  # noqa: E402
 
 TARGETS = {"data": 50, "train": 12, "end_to_end": 10}
 # The last commit whose `train` held the whole training set in memory.
@@ -247,7 +251,100 @@ def measure_scale(scratch: Path) -> dict:
     return result
 
 
-PARTS = {"speed": measure_speed, "streaming": measure_streaming, "scale": measure_scale}
+POPULATIONS = (1, 4, 20, 100)
+POPULATION_EPOCHS = 3
+SWEEP_SEEDS = 20
+
+
+def measure_population(scratch: Path, repeats: int) -> dict:
+    """Seconds per epoch (the median of epochs 2 on: epoch 1 includes compiling) of `train`'s population at the
+    default size, for each of POPULATIONS, in this process, on the default training and validation data."""
+    import keras
+
+    from stages.common import DataParams, TrainParams, running_parity
+    from stages.targets import supervised_steps
+    from stages.train import train
+    from tests.arrays import generated
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    bits, val_bits, _ = generated(DataParams(**params["data"]))
+    parity, supervised, val_parity = running_parity(bits), supervised_steps(bits, "running"), running_parity(val_bits)
+
+    class EpochTimes(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.times = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self.started)
+
+    result = {}
+    for members in POPULATIONS:
+        train_params = TrainParams(**params["train"] | {"population": members, "epochs": POPULATION_EPOCHS})
+        timer = EpochTimes()
+        started = time.perf_counter()
+        train(bits, parity, supervised, val_bits, val_parity, train_params, callbacks=[timer])
+        result[members] = {"epochs_s": timer.times, "total_s": time.perf_counter() - started}
+        print(f"population {members}: epochs {', '.join(f'{t:.1f}' for t in timer.times)} s", flush=True)
+    one = statistics.median(result[1]["epochs_s"][1:])
+    lines = [
+        "| members K | seconds per epoch | x one member | seconds per member-epoch |",
+        "| --- | --- | --- | --- |",
+    ]
+    for members, figures in result.items():
+        epoch = statistics.median(figures["epochs_s"][1:])
+        lines.append(f"| {members} | {epoch:.2f} | {epoch / one:.1f} | {epoch / members:.3f} |")
+    return {"runs": result, "table": "\n".join(lines)}
+
+
+def wait_for_queue(repo: Path) -> None:
+    run(repo, "sh", "-c", "while dvc queue status | grep -qE 'Queued|Running'; do sleep 1; done")
+    assert "Failed" not in dvc(repo, "queue", "status")
+
+
+def measure_seeds(scratch: Path, repeats: int) -> dict:
+    """The reference settings over seeds 0 to SWEEP_SEEDS - 1, as separate queued runs and as one population, in
+    one scratch repo whose data stages ran first (both restore them from the cache)."""
+    from stages.convergence import summarise, table
+
+    repo = make_scratch_repo(scratch / "seeds")
+    dvc(repo, "repro")
+    commit(repo, "default run")
+    started = time.perf_counter()
+    dvc(repo, "exp", "run", "--queue", "-S", f"train.seed=range(0, {SWEEP_SEEDS})")
+    dvc(repo, "queue", "start", "-j", "2")
+    wait_for_queue(repo)
+    separate_s = time.perf_counter() - started
+    print(f"{SWEEP_SEEDS} queued runs: {separate_s:.0f} s", flush=True)
+    started = time.perf_counter()
+    dvc(repo, "exp", "run", "-S", "train.seed=0", "-S", f"train.population={SWEEP_SEEDS}")
+    population_s = time.perf_counter() - started
+    print(f"one population of {SWEEP_SEEDS}: {population_s:.0f} s", flush=True)
+    # The committed default run is seed 7's queued run again (the same params): counted once.
+    rows = summarise(json.loads(dvc(repo, "exp", "show", "--json", stderr=False)))
+    ratio = population_s / separate_s
+    lines = [
+        "| seeds 0-19, reference settings | wall time |",
+        "| --- | --- |",
+        f"| {SWEEP_SEEDS} queued `dvc exp run`s, `dvc queue start -j 2` | {separate_s:.0f} s |",
+        f"| one `dvc exp run -S train.population={SWEEP_SEEDS}` | {population_s:.0f} s |",
+        "",
+        f"Population / separate runs: {ratio:.2f} (target <= 0.33).",
+        "",
+        table(rows),
+    ]
+    return {"separate_s": separate_s, "population_s": population_s, "rows": rows, "table": "\n".join(lines)}
+
+
+PARTS = {
+    "speed": measure_speed,
+    "streaming": measure_streaming,
+    "scale": measure_scale,
+    "population": measure_population,
+    "seeds": measure_seeds,
+}
 
 
 def main() -> None:

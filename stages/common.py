@@ -27,13 +27,15 @@ from tqdm import tqdm
 
 PARAMS_FILE = Path("params.yaml")
 TRAIN_BITS = Path("data/train_bits.npy")
+VAL_BITS = Path("data/val_bits.npy")
 TEST_BITS = Path("data/test_bits.npy")
 TRAIN_PARITY = Path("data/train_parity.npy")
 TRAIN_WEIGHTS = Path("data/train_weights.npy")
+VAL_PARITY = Path("data/val_parity.npy")
 TEST_PARITY = Path("data/test_parity.npy")
 MODEL_FILE = Path("models/model.keras")
 METRICS_DIR = Path("metrics")
-# Held-out final-step accuracy from which a run counts as converged (seed sweeps).
+# Validation final-step accuracy from which a model counts as converged (seed sweeps, populations).
 CONVERGED = 0.99
 # Marks the steps in front of a sequence shorter than seq_len: neither bit, encoded [0, 0].
 PAD = 2
@@ -55,6 +57,8 @@ class DataParams(Params):
     # null: every sequence is seq_len long.
     min_len: PositiveInt | None
     count: PositiveInt
+    # Validation sequences: what `train` monitors, stops on and selects with. The test set is for `evaluate` alone.
+    val_count: PositiveInt
     test_count: PositiveInt
     seed: NonNegativeInt
 
@@ -87,7 +91,9 @@ class TrainParams(Params):
     # Initial bias of the LSTM's forget gate (Keras' default: 1). Higher: the cell holds its state from the start.
     forget_bias: float
     seed: NonNegativeInt
-    # Stop after the first epoch whose training accuracy reaches this; null trains all `epochs`.
+    # Members trained together: member k starts from the initial weights of `seed + k`; the best one is kept.
+    population: PositiveInt
+    # Stop after the first epoch in which a member's validation final-step accuracy reaches this; null: all `epochs`.
     stop_at_accuracy: float | None = Field(gt=0, le=1)
 
 

@@ -1,24 +1,32 @@
-"""Summarise a seed sweep: per configuration, how many seeds converge, and in which epoch.
+"""Summarise a seed sweep: per configuration, how many seeds converge, with a 95 % Wilson interval.
 
     dvc exp show --json | python -m stages.convergence      (or: python -m stages.convergence exps.json)
 
-    | configuration | seeds | converged | epoch each seed first reached 0.99 (seed: epoch) |
-    | train.learning_rate=0.001 | 3 | 2/3 | 0: -, 1: 6, 2: 3 |
+    | configuration | runs | members converged | 95 % interval | median epoch | members not converged | ...
+    | train.population=20 | 1 | 17/20 | 0.64-0.95 | 5 | 0, 5, 18 | ...
 
-A run converges when its held-out final-step accuracy (metrics/evaluate.json) is at least 0.99; its epoch is
-the first whose held-out final-step accuracy reached 0.99 during training (`converged_epoch`, metrics/train).
-A configuration is every param but `train.seed`; the table names the params that differ between them.
+Every member of a run counts as a seed: member k of a run with `train.seed: s` is seed s + k (with
+`train.population: 1`, the run's own seed), so one population run gives a rate. A member converged when its
+validation final-step accuracy ended at 0.99 or more (metrics/train, `member_converged_epochs`: one epoch a member,
+"-" for none); its epoch is the first from which it stayed there. Per run, the model `train` selected counts as converged the same way, and
+`holds at <length>` counts the runs whose selected model reached 0.999 final-step accuracy on the test sequences
+of the longest `evaluate.lengths` (metrics/evaluate.json). A configuration is every param but `train.seed`; the
+table names the params that differ between configurations.
 """
 
 import json
+import math
+import statistics
 import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-from stages.common import CONVERGED
-
 SEED = "train.seed"
+# Test final-step accuracy at the longest length from which a run's model counts as holding there.
+HOLDS = 0.999
+# Seeds listed by name in the table; more are counted only.
+LISTED = 20
 
 
 def runs(exp_show: list[dict]) -> Iterator[dict]:
@@ -40,24 +48,40 @@ def flatten(params: dict, prefix: str = "") -> dict:
     return flat
 
 
+def wilson(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+    """The 95 % Wilson score interval of a rate successes/trials."""
+    if trials == 0:
+        return 0.0, 1.0
+    rate = successes / trials
+    centre = (rate + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def summarise(exp_show: list[dict]) -> list[dict]:
-    """One row per configuration: its seeds, which converged, and each seed's converged epoch."""
-    seen, by_config = set(), defaultdict(dict)
+    """One row per configuration: each member seed's converged epoch (None: did not converge), and per run seed
+    whether the selected model converged and whether it holds at the longest test length."""
+    by_config = defaultdict(lambda: {"members": {}, "runs": {}})
     for data in runs(exp_show):
         params = (data.get("params") or {}).get("params.yaml", {}).get("data")
         metrics = data.get("metrics") or {}
+        training = metrics.get("metrics/train/metrics.json", {}).get("data")
         evaluation = metrics.get("metrics/evaluate.json", {}).get("data")
-        if not params or not evaluation:  # queued, running or failed
+        if not params or not training or not evaluation:  # queued, running or failed
             continue
         flat = flatten(params)
+        seed = flat[SEED]
         config = json.dumps({key: value for key, value in flat.items() if key != SEED}, sort_keys=True)
-        if (config, flat[SEED]) in seen:  # the workspace repeats its base commit
+        row = by_config[config]
+        if seed in row["runs"]:  # the workspace repeats its base commit
             continue
-        seen.add((config, flat[SEED]))
-        training = metrics.get("metrics/train/metrics.json", {}).get("data", {})
-        by_config[config][flat[SEED]] = {
-            "converged": evaluation["final_step_accuracy"] >= CONVERGED,
-            "epoch": training.get("converged_epoch"),
+        epochs = [None if epoch == "-" else int(epoch) for epoch in training["member_converged_epochs"].split()]
+        row["members"] |= {seed + k: epoch for k, epoch in enumerate(epochs)}
+        longest = max(evaluation["by_length"], key=int)
+        row["runs"][seed] = {
+            "converged": epochs[training["selected_member"]] is not None,
+            "holds": evaluation["by_length"][longest]["final_step_accuracy"] >= HOLDS,
+            "longest": int(longest),
         }
     configs = [json.loads(config) for config in by_config]
     keys = {key for config in configs for key in config}
@@ -65,22 +89,41 @@ def summarise(exp_show: list[dict]) -> list[dict]:
     return [
         {
             "configuration": ", ".join(f"{key}={config.get(key)}" for key in varying) or "all runs",
-            "seeds": dict(sorted(seeds.items())),
+            "members": dict(sorted(row["members"].items())),
+            "runs": dict(sorted(row["runs"].items())),
         }
-        for config, seeds in zip(configs, by_config.values(), strict=True)
+        for config, row in zip(configs, by_config.values(), strict=True)
     ]
+
+
+def rate(successes: int, trials: int) -> str:
+    low, high = wilson(successes, trials)
+    return f"{successes}/{trials} | {low:.2f}-{high:.2f}"
+
+
+def listed(seeds: list[int]) -> str:
+    shown = ", ".join(map(str, seeds[:LISTED]))
+    return (shown + f" and {len(seeds) - LISTED} more" if len(seeds) > LISTED else shown) or "-"
 
 
 def table(rows: list[dict]) -> str:
     lines = [
-        f"| configuration | seeds | converged | epoch each seed first reached {CONVERGED} (seed: epoch) |",
-        "| --- | --- | --- | --- |",
+        "| configuration | runs | members converged | 95 % interval | median epoch | members not converged "
+        f"| selected model converged | 95 % interval | selected model >= {HOLDS} at the longest test length "
+        "| 95 % interval | longest test length |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
-        seeds = row["seeds"]
-        converged = sum(seed["converged"] for seed in seeds.values())
-        epochs = ", ".join(f"{seed}: {result['epoch'] or '-'}" for seed, result in seeds.items())
-        lines.append(f"| {row['configuration']} | {len(seeds)} | {converged}/{len(seeds)} | {epochs} |")
+        members, run_results = row["members"], row["runs"].values()
+        epochs = [epoch for epoch in members.values() if epoch is not None]
+        failed = [seed for seed, epoch in members.items() if epoch is None]
+        lengths = ", ".join(str(length) for length in sorted({run["longest"] for run in run_results}))
+        lines.append(
+            f"| {row['configuration']} | {len(run_results)} | {rate(len(epochs), len(members))} "
+            f"| {statistics.median(epochs) if epochs else '-'} | {listed(failed)} "
+            f"| {rate(sum(run['converged'] for run in run_results), len(run_results))} "
+            f"| {rate(sum(run['holds'] for run in run_results), len(run_results))} | {lengths} |"
+        )
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""Stage `generate`: random bit sequences for training and a held-out set, stored as uint8 arrays.
+"""Stage `generate`: random bit sequences for training, validation and a held-out test set, as uint8 arrays.
 
 data.count=2, data.seq_len=5                  ->  [[1 0 1 1 0]
                                                    [0 0 1 0 1]]
@@ -18,6 +18,7 @@ from stages.common import (
     PAD,
     TEST_BITS,
     TRAIN_BITS,
+    VAL_BITS,
     DataParams,
     load_params,
     row_blocks,
@@ -51,9 +52,14 @@ def sequences(seed: np.random.SeedSequence, count: int, params: DataParams) -> I
 
 
 def splits(params: DataParams) -> list[tuple[Path, np.random.SeedSequence, int]]:
-    """File, seed and size of the training and the held-out set: two streams of one seed, never sharing draws."""
-    train_seed, test_seed = np.random.SeedSequence(params.seed).spawn(2)
-    return [(TRAIN_BITS, train_seed, params.count), (TEST_BITS, test_seed, params.test_count)]
+    """File, seed and size of the training, validation and test sets: three streams of one seed, never sharing
+    draws. Spawned in this order, so the training and test streams are those of versions that had no validation."""
+    train_seed, test_seed, val_seed = np.random.SeedSequence(params.seed).spawn(3)
+    return [
+        (TRAIN_BITS, train_seed, params.count),
+        (VAL_BITS, val_seed, params.val_count),
+        (TEST_BITS, test_seed, params.test_count),
+    ]
 
 
 def tally(bits: np.ndarray) -> Counter:

@@ -21,6 +21,8 @@ from stages.common import (
     TRAIN_BITS,
     TRAIN_PARITY,
     TRAIN_WEIGHTS,
+    VAL_BITS,
+    VAL_PARITY,
     TargetsParams,
     load_bits,
     load_params,
@@ -92,9 +94,10 @@ def write_weights(bits: np.memmap, params: TargetsParams) -> float:
 
 def main() -> None:
     params = load_params("targets", TargetsParams)
-    train_bits, test_bits = load_bits(TRAIN_BITS), load_bits(TEST_BITS)  # both checked before anything is written
-    metrics = {"train": write_parity(train_bits, TRAIN_PARITY), "test": write_parity(test_bits, TEST_PARITY)}
-    metrics["train"]["supervised_steps_per_sequence"] = write_weights(train_bits, params)
+    files = {"train": (TRAIN_BITS, TRAIN_PARITY), "val": (VAL_BITS, VAL_PARITY), "test": (TEST_BITS, TEST_PARITY)}
+    bits = {name: load_bits(bits_file) for name, (bits_file, _) in files.items()}  # all checked before any write
+    metrics = {name: write_parity(bits[name], parity_file) for name, (_, parity_file) in files.items()}
+    metrics["train"]["supervised_steps_per_sequence"] = write_weights(bits["train"], params)
     write_metrics("targets", metrics)
 
 

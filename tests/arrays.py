@@ -6,7 +6,7 @@ from stages.common import DataParams
 from stages.generate import sequences, splits
 
 
-def generated(params: DataParams) -> tuple[np.ndarray, np.ndarray]:
-    """The training and the held-out bits `generate` writes for `params`."""
-    train, test = (np.concatenate(list(sequences(seed, count, params))) for _, seed, count in splits(params))
-    return train, test
+def generated(params: DataParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The training, validation and test bits `generate` writes for `params`."""
+    train, val, test = (np.concatenate(list(sequences(seed, count, params))) for _, seed, count in splits(params))
+    return train, val, test

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from stages.train import build_model
+from stages.train import reference_model
 
 SHARP = 20.0  # saturates the gates: sigmoid(20) = 1 - 2e-9
 
@@ -27,6 +27,6 @@ def flip_flop_weights() -> list[np.ndarray]:
 @pytest.fixture(scope="session")
 def flip_flop_model() -> keras.Model:
     """The reference architecture with hand-set weights that compute parity exactly: a model that is known right."""
-    model = build_model(units=1, learning_rate=0.001)
+    model = reference_model(units=1)
     model.set_weights(flip_flop_weights())
     return model

@@ -1,31 +1,43 @@
 import json
 from pathlib import Path
 
-from stages.convergence import summarise, table
+import pytest
+
+from stages.convergence import summarise, table, wilson
 from tests.scratch_repo import dvc, make_scratch_repo, run
 from tests.test_pipeline import TINY_PARAMS
 
 
-def fake_run(seed: int, learning_rate: float, final_step_accuracy: float, epoch: int | None) -> dict:
+def fake_run(seed: int, learning_rate: float, epochs: list[int | None], selected: int, at_longest: float) -> dict:
     """One entry of `dvc exp show --json`, reduced to what the summary reads."""
+    train = {"seed": seed, "learning_rate": learning_rate, "population": len(epochs)}
     return {
-        "params": {"params.yaml": {"data": {"train": {"seed": seed, "learning_rate": learning_rate, "units": 1}}}},
+        "params": {"params.yaml": {"data": {"train": train}}},
         "metrics": {
-            "metrics/evaluate.json": {"data": {"final_step_accuracy": final_step_accuracy}},
-            "metrics/train/metrics.json": {"data": {"converged_epoch": epoch}},
+            "metrics/train/metrics.json": {
+                "data": {
+                    "member_converged_epochs": " ".join("-" if epoch is None else str(epoch) for epoch in epochs),
+                    "selected_member": selected,
+                }
+            },
+            "metrics/evaluate.json": {
+                "data": {
+                    "by_length": {"50": {"final_step_accuracy": 1.0}, "10000": {"final_step_accuracy": at_longest}}
+                }
+            },
         },
     }
 
 
-def test_groups_by_everything_but_the_seed_and_counts_converged_seeds():
+def test_every_member_counts_as_a_seed_and_every_run_as_a_selected_model():
     exp_show = [
-        {"data": fake_run(0, 0.001, 0.5, None), "experiments": None},  # the workspace, repeated by its commit
+        {"data": fake_run(0, 0.001, [None, 4], 1, 0.9995), "experiments": None},  # the workspace, as its commit
         {
-            "data": fake_run(0, 0.001, 0.5, None),
+            "data": fake_run(0, 0.001, [None, 4], 1, 0.9995),
             "experiments": [
-                {"revs": [{"data": fake_run(1, 0.001, 0.999, 4)}]},
-                {"revs": [{"data": fake_run(0, 0.01, 0.995, 2)}]},
-                {"revs": [{"data": fake_run(1, 0.01, 0.9999, 3)}]},
+                {"revs": [{"data": fake_run(2, 0.001, [None, None], 0, 0.5)}]},
+                {"revs": [{"data": fake_run(0, 0.01, [2], 0, 0.998)}]},
+                {"revs": [{"data": fake_run(1, 0.01, [3], 0, 1.0)}]},
                 {"revs": [{"data": {"params": {}, "metrics": {}}}]},  # queued: no results yet
             ],
         },
@@ -33,27 +45,46 @@ def test_groups_by_everything_but_the_seed_and_counts_converged_seeds():
     rows = summarise(exp_show)
     assert rows == [
         {
-            "configuration": "train.learning_rate=0.001",
-            "seeds": {0: {"converged": False, "epoch": None}, 1: {"converged": True, "epoch": 4}},
+            "configuration": "train.learning_rate=0.001, train.population=2",
+            "members": {0: None, 1: 4, 2: None, 3: None},
+            "runs": {
+                0: {"converged": True, "holds": True, "longest": 10000},
+                2: {"converged": False, "holds": False, "longest": 10000},
+            },
         },
         {
-            "configuration": "train.learning_rate=0.01",
-            "seeds": {0: {"converged": True, "epoch": 2}, 1: {"converged": True, "epoch": 3}},
+            "configuration": "train.learning_rate=0.01, train.population=1",
+            "members": {0: 2, 1: 3},
+            "runs": {
+                0: {"converged": True, "holds": False, "longest": 10000},
+                1: {"converged": True, "holds": True, "longest": 10000},
+            },
         },
     ]
     assert table(rows).splitlines()[2:] == [
-        "| train.learning_rate=0.001 | 2 | 1/2 | 0: -, 1: 4 |",
-        "| train.learning_rate=0.01 | 2 | 2/2 | 0: 2, 1: 3 |",
+        "| train.learning_rate=0.001, train.population=2 | 2 | 1/4 | 0.05-0.70 | 4 | 0, 2, 3 | 1/2 | 0.09-0.91 "
+        "| 1/2 | 0.09-0.91 | 10000 |",
+        "| train.learning_rate=0.01, train.population=1 | 2 | 2/2 | 0.34-1.00 | 2.5 | - | 2/2 | 0.34-1.00 "
+        "| 1/2 | 0.09-0.91 | 10000 |",
     ]
 
 
-def test_a_real_queued_sweep_with_two_workers(tmp_path: Path):
-    repo = make_scratch_repo(tmp_path, TINY_PARAMS)
-    dvc(repo, "exp", "run", "--queue", "-S", "train.seed=0,1")
+@pytest.mark.parametrize(
+    "successes, trials, low, high", [(16, 20, 0.584, 0.919), (20, 20, 0.839, 1.0), (0, 10, 0.0, 0.278)]
+)
+def test_wilson_interval(successes, trials, low, high):
+    assert wilson(successes, trials) == pytest.approx((low, high), abs=5e-4)
+
+
+def test_a_real_queued_sweep_of_populations_with_two_workers(tmp_path: Path):
+    params = {**TINY_PARAMS, "train": {**TINY_PARAMS["train"], "population": 2}}
+    repo = make_scratch_repo(tmp_path, params)
+    dvc(repo, "exp", "run", "--queue", "-S", "train.seed=0,2")
     dvc(repo, "queue", "start", "-j", "2")
     run(repo, "timeout", "300", "sh", "-c", "while dvc queue status | grep -qE 'Queued|Running'; do sleep 2; done")
     assert "Failed" not in dvc(repo, "queue", "status")
     [row] = summarise(json.loads(dvc(repo, "exp", "show", "--json", stderr=False)))
-    assert row["configuration"] == "all runs" and row["seeds"].keys() == {0, 1}
-    for seed in row["seeds"].values():
-        assert seed["epoch"] is None or 1 <= seed["epoch"] <= TINY_PARAMS["train"]["epochs"]
+    assert row["configuration"] == "all runs" and row["members"].keys() == {0, 1, 2, 3}
+    assert row["runs"].keys() == {0, 2}
+    for epoch in row["members"].values():
+        assert epoch is None or 1 <= epoch <= TINY_PARAMS["train"]["epochs"]

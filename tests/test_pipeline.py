@@ -15,11 +15,11 @@ import yaml
 
 from stages.common import DataParams, EvaluateParams, TargetsParams, TrainParams
 from stages.evaluate import load_trained_model
-from tests.scratch_repo import REPO, commit, dvc, make_scratch_repo, set_param
+from tests.scratch_repo import REPO, commit, dvc, make_scratch_repo, run, set_param
 
 STAGES = ("generate", "targets", "train", "evaluate")
 TINY_PARAMS = {
-    "data": {"seq_len": 6, "min_len": None, "count": 256, "test_count": 64, "seed": 0},
+    "data": {"seq_len": 6, "min_len": None, "count": 256, "val_count": 64, "test_count": 64, "seed": 0},
     "targets": {"mode": "running", "weighting": "uniform"},
     "train": {
         "units": 1,
@@ -28,6 +28,7 @@ TINY_PARAMS = {
         "learning_rate": 0.01,
         "forget_bias": 1.0,
         "seed": 0,
+        "population": 1,
         "stop_at_accuracy": None,
     },
     "evaluate": {"lengths": [6, 30], "sequences_per_length": 20, "seed": 0},
@@ -100,6 +101,7 @@ def test_default_params_are_the_reference_experiment():
         "batch_size": 128,
         "learning_rate": 0.001,
         "forget_bias": 1.0,
+        "population": 1,
         "stop_at_accuracy": None,
     }
     assert TrainParams(**params["train"]).model_dump(exclude={"seed"}) == reference
@@ -160,3 +162,25 @@ def test_two_clean_runs_give_identical_data_metrics_and_weights(tmp_path: Path):
     models = [load_trained_model(repo / "models/model.keras").get_weights() for repo in (first, second)]
     for a, b in zip(*models, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_train_reads_training_and_validation_data_only_and_saves_the_selected_member(tmp_path: Path):
+    params = {**TINY_PARAMS, "train": {**TINY_PARAMS["train"], "population": 3, "epochs": 2}}
+    repo = make_scratch_repo(tmp_path, params)
+    train_deps = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]["train"]["deps"]
+    assert not [dep for dep in train_deps if "test" in dep]
+    dvc(repo, "repro", "targets")
+    for test_file in ("data/test_bits.npy", "data/test_parity.npy"):
+        (repo / test_file).unlink()  # train must not need them
+    run(repo, sys.executable, "-m", "stages.train")
+    metrics = json.loads((repo / "metrics/train/metrics.json").read_text())
+    epochs = metrics["member_converged_epochs"].split()  # "-": not converged
+    assert metrics["population"] == 3 and len(epochs) == 3
+    assert metrics["converged_members"] == sum(epoch != "-" for epoch in epochs)
+    assert metrics["selected_member"] in range(3)
+    assert (
+        str(metrics["converged_epoch"]) == epochs[metrics["selected_member"]]
+        or epochs[metrics["selected_member"]] == "-"
+    )
+    model = load_trained_model(repo / "models/model.keras")
+    assert [type(layer).__name__ for layer in model.layers] == ["LSTM", "Dense"]

@@ -35,7 +35,7 @@ def test_two_machines_share_outputs_and_experiments_through_one_remote(tmp_path:
     commit(a, "results")
     run(a, "git", "remote", "add", "origin", str(server))
     run(a, "git", "push", "-q", "origin", "HEAD")
-    assert "6 files pushed" in dvc(a, "push")  # 5 data arrays and the model; metrics are in git
+    assert "8 files pushed" in dvc(a, "push")  # 7 data arrays and the model; metrics are in git
 
     # Machine B clones and pulls: everything is up to date, no stage runs again.
     b = tmp_path / "b"
@@ -44,7 +44,7 @@ def test_two_machines_share_outputs_and_experiments_through_one_remote(tmp_path:
     dvc(b, "pull")
     assert "Data and pipelines are up to date" in dvc(b, "status")
     assert repro(b) == ran_exactly()
-    for output in ("data/train_bits.npy", "data/test_parity.npy", "data/train_weights.npy"):
+    for output in ("data/train_bits.npy", "data/val_parity.npy", "data/test_parity.npy", "data/train_weights.npy"):
         assert (b / output).read_bytes() == (a / output).read_bytes()
     assert same_weights(a / "models/model.keras", b / "models/model.keras")
 

@@ -4,6 +4,7 @@ import pytest
 
 from stages import train as train_stage
 from stages.common import (
+    CONVERGED,
     DataParams,
     TrainParams,
     load_bits,
@@ -13,14 +14,26 @@ from stages.common import (
     running_parity,
 )
 from stages.evaluate import score
+from stages.population import population_loss
 from stages.targets import supervised_steps
-from stages.train import build_model, shuffled_batches, train
+from stages.train import (
+    STEPS_PER_EXECUTION,
+    build_population,
+    converged_epochs,
+    initial_weights,
+    member_model,
+    reference_model,
+    select,
+    shuffled_batches,
+    train,
+)
 from tests.arrays import generated
+from tests.conftest import flip_flop_weights
 
 # Short sequences and a larger learning rate: a configuration that learns within seconds for this seed.
-EASY_DATA = DataParams(seq_len=10, min_len=None, count=4000, test_count=1000, seed=1)
+EASY_DATA = DataParams(seq_len=10, min_len=None, count=4000, val_count=500, test_count=1000, seed=1)
 EASY_TRAIN = TrainParams(
-    units=2, epochs=8, batch_size=32, learning_rate=0.01, forget_bias=1.0, seed=0, stop_at_accuracy=None
+    units=2, epochs=8, batch_size=32, learning_rate=0.01, forget_bias=1.0, seed=0, population=1, stop_at_accuracy=None
 )
 
 
@@ -28,14 +41,21 @@ def every_step(bits: np.ndarray) -> np.ndarray:
     return supervised_steps(bits, "running")
 
 
-def test_model_has_the_reference_layers():
-    model = build_model(units=3, learning_rate=0.001)
+def fit(params: TrainParams, data: DataParams = EASY_DATA, mode: str = "running", flip_labels=None):
+    """Train on the easy data; `flip_labels(parity, supervised)` may change the training labels first."""
+    bits, val_bits, _ = generated(data)
+    parity, supervised = running_parity(bits), supervised_steps(bits, mode)
+    if flip_labels is not None:
+        parity = flip_labels(parity, supervised)
+    return train(bits, parity, supervised, val_bits, running_parity(val_bits), params)
+
+
+def test_the_reference_model_has_the_reference_layers():
+    model = reference_model(units=3)
     lstm, dense = model.layers
     assert isinstance(lstm, keras.layers.LSTM) and lstm.units == 3 and lstm.return_sequences
     assert isinstance(dense, keras.layers.Dense) and dense.units == 2
     assert dense.activation is keras.activations.softmax
-    assert model.loss == "binary_crossentropy"
-    assert float(model.optimizer.learning_rate) == np.float32(0.001)
     # Keras' default LSTM initialisation: forget-gate bias 1, the other biases 0 (gates ordered i, f, c, o).
     np.testing.assert_array_equal(lstm.cell.bias.numpy(), [0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0])
     # The time axis is open: a model trained at one length runs at any other.
@@ -43,50 +63,133 @@ def test_model_has_the_reference_layers():
         assert model.predict(one_hot_pairs(np.zeros((2, seq_len), np.uint8)), verbose=0).shape == (2, seq_len, 2)
 
 
-def test_short_training_learns_parity_on_held_out_data():
-    train_bits, test_bits = generated(EASY_DATA)
-    model = train(train_bits, running_parity(train_bits), every_step(train_bits), EASY_TRAIN)
-    probabilities = model.predict(one_hot_pairs(test_bits), verbose=0)
-    metrics, _ = score(probabilities, running_parity(test_bits))
+def test_forget_bias_sets_only_the_forget_gate_bias():
+    lstm = reference_model(units=2, forget_bias=3.0).layers[0]
+    np.testing.assert_array_equal(lstm.cell.bias.numpy(), [0, 0, 3, 3, 0, 0, 0, 0])
+
+
+def test_member_k_starts_from_the_weights_a_single_run_with_seed_plus_k_starts_from():
+    params = EASY_TRAIN.model_copy(update={"population": 3, "seed": 5, "forget_bias": 2.0})
+    model = build_population(params)
+    assert model.loss is population_loss and float(model.optimizer.learning_rate) == np.float32(0.01)
+    for k in range(3):
+        keras.utils.set_random_seed(5 + k)  # what a single run with train.seed = 5 + k does first
+        alone = reference_model(units=2, forget_bias=2.0).get_weights()
+        for a, b in zip(model.layers[-1].member(k), alone, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(model.layers[-1].member(0)[0], model.layers[-1].member(1)[0])
+
+
+def test_a_population_gives_each_member_the_outputs_of_its_reference_model():
+    params = EASY_TRAIN.model_copy(update={"population": 3})
+    population = build_population(params)
+    inputs = one_hot_pairs(np.random.default_rng(0).integers(0, 2, (16, 30), dtype=np.uint8))
+    together = keras.ops.softmax(population.predict(inputs, verbose=0), axis=-1)  # from each member's logits
+    assert together.shape == (16, 30, 3, 2)
+    final = keras.ops.convert_to_numpy(population.layers[-1].final_probabilities(inputs))
+    for k in range(3):
+        alone = reference_model(units=2)
+        alone.set_weights(population.layers[-1].member(k))
+        np.testing.assert_allclose(together[:, :, k], alone.predict(inputs, verbose=0), atol=1e-6)
+        np.testing.assert_allclose(final[:, k], together[:, -1, k, 0], atol=1e-6)
+
+
+def test_each_member_ends_with_the_weights_of_a_single_run_from_its_initial_weights():
+    """Summed losses give each member its own gradient and Adam step: K=3 trained together equals 3 runs alone."""
+    data = EASY_DATA.model_copy(update={"count": 1000})
+    params = EASY_TRAIN.model_copy(update={"population": 3, "epochs": 2, "seed": 4})
+    bits, val_bits, _ = generated(data)
+    parity, supervised = running_parity(bits), every_step(bits)
+    together = train(bits, parity, supervised, val_bits, running_parity(val_bits), params).population
+    for k in range(3):
+        alone = reference_model(params.units)
+        alone.set_weights(initial_weights(params.seed + k, params.units, params.forget_bias))
+        alone.compile(
+            optimizer=keras.optimizers.Adam(params.learning_rate),
+            loss="binary_crossentropy",
+            jit_compile=True,
+            steps_per_execution=STEPS_PER_EXECUTION,
+        )
+        # The same batch order: the one drawn from the population's train.seed.
+        batches = shuffled_batches(bits, parity, supervised, params.batch_size, params.seed)
+        alone.fit(batches, epochs=params.epochs, shuffle=False, verbose=0)
+        for trained, single, start in zip(
+            together.member(k), alone.get_weights(), initial_weights(params.seed + k, 2, 1.0), strict=True
+        ):
+            np.testing.assert_allclose(trained, single, rtol=1e-4, atol=2e-5)
+            assert np.abs(single - start).max() > 1e-3  # both trained: the comparison can fail
+
+
+def test_short_training_learns_parity_and_the_selected_member_is_saved_as_a_reference_model():
+    trained = fit(EASY_TRAIN)
+    assert trained.val_accuracy.shape == (EASY_TRAIN.epochs, 1) and trained.selected == 0
+    model = member_model(trained, trained.selected, EASY_TRAIN)
+    assert isinstance(model.layers[0], keras.layers.LSTM)
+    _, _, test_bits = generated(EASY_DATA)
+    metrics, _ = score(model.predict(one_hot_pairs(test_bits), verbose=0), running_parity(test_bits))
     assert metrics["final_step_accuracy"] > 0.95, metrics
+    assert trained.val_accuracy[-1, 0] > 0.95
 
 
 def test_same_seed_gives_the_same_weights():
-    train_bits, _ = generated(EASY_DATA)
-    parity = running_parity(train_bits)
-    params = EASY_TRAIN.model_copy(update={"epochs": 1})
-    first, second = (train(train_bits, parity, every_step(train_bits), params).get_weights() for _ in range(2))
-    for a, b in zip(first, second, strict=True):
-        np.testing.assert_array_equal(a, b)
+    params = EASY_TRAIN.model_copy(update={"epochs": 1, "population": 2})
+    first, second = (fit(params).population for _ in range(2))
+    for k in range(2):
+        for a, b in zip(first.member(k), second.member(k), strict=True):
+            np.testing.assert_array_equal(a, b)
 
 
-def test_stop_at_accuracy_ends_training_at_the_first_epoch_that_reaches_it():
-    train_bits, _ = generated(EASY_DATA)
-    params = EASY_TRAIN.model_copy(update={"stop_at_accuracy": 0.9})
-    accuracy = train(train_bits, running_parity(train_bits), every_step(train_bits), params).history.history["accuracy"]
-    assert len(accuracy) < EASY_TRAIN.epochs
-    assert accuracy[-1] >= 0.9 and max(accuracy[:-1]) < 0.9
+def test_stop_at_accuracy_ends_training_at_the_first_epoch_a_member_reaches_it_on_validation():
+    trained = fit(EASY_TRAIN.model_copy(update={"stop_at_accuracy": 0.9, "population": 2}))
+    best = trained.val_accuracy.max(axis=1)
+    assert len(best) < EASY_TRAIN.epochs
+    assert best[-1] >= 0.9 and max(best[:-1], default=0) < 0.9
 
 
 @pytest.mark.parametrize("mode", ["running", "final"])
 def test_labels_the_loss_does_not_supervise_never_reach_the_weights(mode):
-    bits, _ = generated(EASY_DATA.model_copy(update={"min_len": 4}))  # padded in front
-    parity = running_parity(bits)
-    supervised = supervised_steps(bits, mode)
+    data = EASY_DATA.model_copy(update={"min_len": 4})  # padded in front
     params = EASY_TRAIN.model_copy(update={"epochs": 1})
-    reference = train(bits, parity, supervised, params).get_weights()
-    unsupervised_flipped = np.where(supervised == 1, parity, 1 - parity)
-    for a, b in zip(reference, train(bits, unsupervised_flipped, supervised, params).get_weights(), strict=True):
+
+    def weights(flip_labels=None):
+        return fit(params, data, mode, flip_labels).population.member(0)
+
+    reference = weights()
+    unsupervised_flipped = weights(lambda parity, supervised: np.where(supervised == 1, parity, 1 - parity))
+    for a, b in zip(reference, unsupervised_flipped, strict=True):
         np.testing.assert_array_equal(a, b)
     # The comparison can fail: flipping the labels the loss does read changes the weights.
-    all_flipped = 1 - parity
-    changed = train(bits, all_flipped, supervised, params).get_weights()
+    changed = weights(lambda parity, supervised: 1 - parity)
     assert any(not np.array_equal(a, b) for a, b in zip(reference, changed, strict=True))
 
 
-def test_forget_bias_sets_only_the_forget_gate_bias():
-    lstm = build_model(units=2, learning_rate=0.001, forget_bias=3.0).layers[0]
-    np.testing.assert_array_equal(lstm.cell.bias.numpy(), [0, 0, 3, 3, 0, 0, 0, 0])
+def test_converged_epoch_is_where_a_member_reached_the_threshold_for_good():
+    val_accuracy = np.array(
+        [
+            [0.5, 0.5, 0.995, 0.5],
+            [0.995, 0.5, 0.5, 0.999],
+            [0.5, 0.995, 0.999, 0.999],
+            [1.0, 0.999, 1.0, 0.98],
+        ]
+    )
+    assert converged_epochs(val_accuracy) == [4, 3, 3, None]
+    assert converged_epochs(np.full((2, 1), CONVERGED)) == [1]
+
+
+def test_selection_takes_the_best_validation_accuracy_and_the_lowest_member_of_equals():
+    assert select(np.array([0.5, 0.9999, 1.0, 1.0])) == 2
+    assert select(np.array([0.7, 0.7])) == 0
+
+
+def test_the_selected_member_is_saved_with_its_own_weights():
+    params = EASY_TRAIN.model_copy(update={"population": 3, "units": 1})
+    population = build_population(params).layers[-1]
+    members = [population.member(k) for k in range(3)]
+    members[2] = flip_flop_weights()
+    population.set_members(members)
+    trained = train_stage.Trained(population, [], np.zeros((1, 3)), selected=2)
+    for a, b in zip(member_model(trained, 2, params).get_weights(), flip_flop_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("window_steps", [1 << 24, 24])  # one window; windows of 8 rows (2 batches)
@@ -110,7 +213,7 @@ def test_batches_hold_every_row_once_an_epoch_in_a_new_order(monkeypatch, window
 
 def test_training_streamed_from_files_gives_the_weights_of_training_from_memory(tmp_path, monkeypatch):
     monkeypatch.setattr(train_stage, "WINDOW_STEPS", 20 * 32 * EASY_DATA.seq_len)  # 7 windows of 640 rows
-    bits, _ = generated(EASY_DATA)
+    bits, _, _ = generated(EASY_DATA)
     parity, supervised = running_parity(bits), every_step(bits)
     for name, array in (("bits", bits), ("parity", parity), ("weights", supervised)):
         np.save(tmp_path / f"train_{name}.npy", array)
@@ -119,6 +222,9 @@ def test_training_streamed_from_files_gives_the_weights_of_training_from_memory(
     mapped_weights = load_weights(tmp_path / "train_weights.npy", mapped)
     assert all(isinstance(array, np.memmap) for array in (mapped, mapped_parity, mapped_weights))
     params = EASY_TRAIN.model_copy(update={"epochs": 1})
-    from_files = train(mapped, mapped_parity, mapped_weights, params).get_weights()
-    for a, b in zip(train(bits, parity, supervised, params).get_weights(), from_files, strict=True):
+    _, val_bits, _ = generated(EASY_DATA)
+    validation = (val_bits, running_parity(val_bits))
+    from_files = train(mapped, mapped_parity, mapped_weights, *validation, params).population.member(0)
+    in_memory = train(bits, parity, supervised, *validation, params).population.member(0)
+    for a, b in zip(in_memory, from_files, strict=True):
         np.testing.assert_array_equal(a, b)

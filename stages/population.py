@@ -1,0 +1,128 @@
+"""K independent copies of the reference model, LSTM(units) -> Dense(2, softmax), as one Keras layer.
+
+inputs   (batch, steps, 2)              the bits, pair-encoded, shared by every member
+outputs  (batch, steps, members, 2)     member k's two Dense logits at every step: their softmax is the output
+                                        of its reference model
+
+Trained with `population_loss`, the sum of the members' losses, each member's gradient (and so its Adam step,
+which is elementwise) is the one it would get alone. Written with `keras.ops` only, so it runs on any backend.
+A 1-unit member is elementwise work: the recurrent and output products are broadcast multiplies, not K tiny
+matrix products.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="parity_lstm")
+class PopulationCell(keras.layers.Layer):
+    """One LSTM step of every member, as Keras' LSTMCell computes it, from input gates computed beforehand.
+
+    Gate-major layout: the gates (i, f, c, o) of all members are 4 contiguous blocks of members * units, so
+    splitting them is slicing. The state is flat, (batch, members * units), so Keras' own RNN loop runs it.
+    """
+
+    def __init__(self, members: int, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.members, self.units = members, units
+        self.state_size = [members * units, members * units]
+        self.output_size = members * units
+
+    def build(self, input_shape) -> None:
+        # [gate, member, from unit, to unit]; zeros here, `Population.set_members` sets the members' own weights.
+        shape = (4, self.members, self.units, self.units)
+        self.recurrent_kernel = self.add_weight(shape=shape, initializer="zeros", name="recurrent_kernel")
+
+    def call(self, input_gates, states):
+        hidden, cell = states
+        # Each member's hidden state times its own recurrent kernel: a broadcast product, summed over `from unit`.
+        by_member = ops.reshape(hidden, (-1, 1, self.members, self.units, 1))
+        recurrent = ops.reshape(ops.sum(by_member * self.recurrent_kernel, axis=-2), ops.shape(input_gates))
+        i, f, c, o = ops.split(input_gates + recurrent, 4, axis=-1)
+        cell = ops.sigmoid(f) * cell + ops.sigmoid(i) * ops.tanh(c)
+        hidden = ops.sigmoid(o) * ops.tanh(cell)
+        return hidden, [hidden, cell]
+
+    def get_config(self) -> dict:
+        return super().get_config() | {"members": self.members, "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="parity_lstm")
+class Population(keras.layers.Layer):
+    def __init__(self, members: int, units: int, **kwargs):
+        super().__init__(**kwargs)
+        self.members, self.units = members, units
+        self.cell = PopulationCell(members, units)
+        self.sequences = keras.layers.RNN(self.cell, return_sequences=True)
+        self.last_step = keras.layers.RNN(self.cell)  # the same cell and weights, only the last output kept
+
+    def build(self, input_shape) -> None:
+        k, u = self.members, self.units
+        gates_shape = (*input_shape[:-1], 4 * k * u)
+        self.sequences.build(gates_shape)
+        self.last_step.build(gates_shape)
+        # Gate-major like the cell's; zeros here, `set_members` sets the members' own weights.
+        self.kernel = self.add_weight(shape=(2, 4, k, u), initializer="zeros", name="kernel")
+        self.bias = self.add_weight(shape=(4, k, u), initializer="zeros", name="bias")
+        self.dense_kernel = self.add_weight(shape=(k, u, 2), initializer="zeros", name="dense_kernel")
+        self.dense_bias = self.add_weight(shape=(k, 2), initializer="zeros", name="dense_bias")
+
+    def set_members(self, weights: list[list[np.ndarray]]) -> None:
+        """Member k takes `weights[k]`, the weights of a reference model (`keras.Model.get_weights()`)."""
+        u = self.units
+        kernel, recurrent, bias, dense_kernel, dense_bias = (np.stack(each) for each in zip(*weights, strict=True))
+        # Keras keeps a member's gates as one axis of 4 * units, i f c o; here they are [gate, member, unit].
+        self.kernel.assign(kernel.reshape(-1, 2, 4, u).transpose(1, 2, 0, 3))
+        self.cell.recurrent_kernel.assign(recurrent.reshape(-1, u, 4, u).transpose(2, 0, 1, 3))
+        self.bias.assign(bias.reshape(-1, 4, u).transpose(1, 0, 2))
+        self.dense_kernel.assign(dense_kernel)
+        self.dense_bias.assign(dense_bias)
+
+    def member(self, k: int) -> list[np.ndarray]:
+        """Member k's weights, in the reference model's `get_weights()` order."""
+        u = self.units
+        kernel, recurrent, bias, dense_kernel, dense_bias = (
+            ops.convert_to_numpy(variable)
+            for variable in (self.kernel, self.cell.recurrent_kernel, self.bias, self.dense_kernel, self.dense_bias)
+        )
+        return [
+            kernel[:, :, k].reshape(2, 4 * u),
+            recurrent[:, k].transpose(1, 0, 2).reshape(u, 4 * u),
+            bias[:, k].reshape(4 * u),
+            dense_kernel[k],
+            dense_bias[k],
+        ]
+
+    def _input_gates(self, inputs):
+        """x @ kernel + bias of every member at every step at once, outside the sequential loop."""
+        return ops.matmul(inputs, ops.reshape(self.kernel, (2, -1))) + ops.reshape(self.bias, (-1,))
+
+    def _logits(self, hidden):
+        """Each member's Dense(2) of its hidden state: (..., members * units) -> (..., members, 2)."""
+        hidden = ops.reshape(hidden, (*ops.shape(hidden)[:-1], self.members, self.units))
+        return ops.sum(hidden[..., :, None] * self.dense_kernel, axis=-2) + self.dense_bias
+
+    def call(self, inputs):
+        return self._logits(self.sequences(self._input_gates(inputs)))
+
+    def final_probabilities(self, inputs):
+        """Every member's probability of odd parity (softmax slot 0) at the last step only: (batch, members)."""
+        return ops.softmax(self._logits(self.last_step(self._input_gates(inputs))), axis=-1)[..., 0]
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.members, 2)
+
+    def get_config(self) -> dict:
+        return super().get_config() | {"members": self.members, "units": self.units}
+
+
+def population_loss(y_true, logits):
+    """Every member's loss against the same pair-encoded targets, summed over the members: (batch, steps). Keras
+    then weighs each step and averages over the batch as it does for one model.
+
+    A member's loss is the one Keras trains the reference model with on TensorFlow: `binary_crossentropy` of a
+    softmax output reads the softmax's logits and scores each slot as the sigmoid of its own logit, averaged over
+    the two slots. Written out here, so that it is the same on every backend."""
+    y_true = ops.broadcast_to(ops.expand_dims(y_true, -2), ops.shape(logits))
+    return ops.sum(ops.mean(ops.binary_crossentropy(y_true, logits, from_logits=True), axis=-1), axis=-1)
