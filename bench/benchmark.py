@@ -139,7 +139,8 @@ def speed_table(baseline: dict, pipeline: dict) -> str:
             ),
             row("no-op `dvc repro`", None, pipeline["noop_s"], f"<= {NOOP_LIMIT_S:.0f} s"),
             row(
-                f"`train` until training accuracy >= {EARLY_STOP_ACCURACY} ({pipeline['early_stop_epochs']} epochs)",
+                f"`train` until validation final-step accuracy >= {EARLY_STOP_ACCURACY} "
+                f"({pipeline['early_stop_epochs']} epochs)",
                 baseline["train_s"],
                 pipeline["early_stop_train_s"],
             ),

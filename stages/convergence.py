@@ -7,9 +7,9 @@
 
 Every member of a run counts as a seed: member k of a run with `train.seed: s` is seed s + k (with
 `train.population: 1`, the run's own seed), so one population run gives a rate. A member converged when its
-validation final-step accuracy ended at 0.99 or more (metrics/train, `member_converged_epochs`: one epoch a member,
-"-" for none); its epoch is the first from which it stayed there. Per run, the model `train` selected counts as converged the same way, and
-`holds at <length>` counts the runs whose selected model reached 0.999 final-step accuracy on the test sequences
+validation final-step accuracy ended at 0.99 or more (metrics/train, `member_converged_epochs`: one epoch a
+member, "-" for none); its epoch is the first from which it stayed there. Per run, the model `train` selected
+counts as converged the same way, and as holding when it reached 0.999 final-step accuracy on the test sequences
 of the longest `evaluate.lengths` (metrics/evaluate.json). A configuration is every param but `train.seed`; the
 table names the params that differ between configurations.
 """

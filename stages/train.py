@@ -147,18 +147,19 @@ class Validation(keras.callbacks.Callback):
             population.final_probabilities, input_signature=[tf.TensorSpec((None, None, 2))]
         )
 
-    def accuracy(self, bits: np.ndarray, final_parity: np.ndarray) -> np.ndarray:
-        """Each member's final-step accuracy on `bits` (count, length): (members,)."""
+    def accuracy(self) -> np.ndarray:
+        """Each member's final-step accuracy on the validation set, (members,), scored in chunks of rows."""
         members = self.model.layers[-1].members
-        chunk = max(1, VALIDATION_CHUNK // (bits.shape[1] * members))
+        chunk = max(1, VALIDATION_CHUNK // (self.bits.shape[1] * members))
         right = np.zeros(members, np.int64)
-        for start in range(0, len(bits), chunk):
-            probability_of_one = self.final_probabilities(one_hot_pairs(bits[start : start + chunk])).numpy()
-            right += ((probability_of_one > 0.5) == (final_parity[start : start + chunk, None] == 1)).sum(axis=0)
-        return right / len(bits)
+        for start in range(0, len(self.bits), chunk):
+            probability_of_one = self.final_probabilities(one_hot_pairs(self.bits[start : start + chunk])).numpy()
+            odd = self.final_parity[start : start + chunk, None] == 1
+            right += ((probability_of_one > 0.5) == odd).sum(axis=0)
+        return right / len(self.bits)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        accuracy = self.accuracy(self.bits, self.final_parity)
+        accuracy = self.accuracy()
         self.by_epoch.append(accuracy)
         logs["val_best_final_step_accuracy"] = float(accuracy.max())
         logs["val_converged_share"] = float((accuracy >= CONVERGED).mean())
@@ -169,7 +170,6 @@ class Validation(keras.callbacks.Callback):
 @dataclass
 class Trained:
     population: Population
-    losses: list[float]  # mean training loss of a member, per epoch
     val_accuracy: np.ndarray  # (epochs, members): validation final-step accuracy of each member after each epoch
     selected: int
 
@@ -203,9 +203,9 @@ def train(
     """Fit a fresh population, each step's loss weighted by `supervised`, and pick its best member on the validation
     set; the same params and data give the same weights."""
     model = build_population(params)
-    keras.utils.set_random_seed(params.seed)
+    keras.utils.set_random_seed(params.seed)  # the members' initialisation reseeded Keras once for each
     validation = Validation(val_bits, val_parity, params.stop_at_accuracy)
-    history = model.fit(
+    model.fit(
         shuffled_batches(bits, parity, supervised, params.batch_size, params.seed),
         epochs=params.epochs,
         shuffle=False,  # the dataset shuffles itself
@@ -214,12 +214,7 @@ def train(
         verbose=1 if sys.stdout.isatty() else 2,
     )
     val_accuracy = np.array(validation.by_epoch)
-    return Trained(
-        population=model.layers[-1],
-        losses=[loss / params.population for loss in history.history["loss"]],
-        val_accuracy=val_accuracy,
-        selected=select(val_accuracy[-1]),
-    )
+    return Trained(population=model.layers[-1], val_accuracy=val_accuracy, selected=select(val_accuracy[-1]))
 
 
 def member_model(trained: Trained, k: int, params: TrainParams) -> keras.Model:

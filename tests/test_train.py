@@ -187,7 +187,7 @@ def test_the_selected_member_is_saved_with_its_own_weights():
     members = [population.member(k) for k in range(3)]
     members[2] = flip_flop_weights()
     population.set_members(members)
-    trained = train_stage.Trained(population, [], np.zeros((1, 3)), selected=2)
+    trained = train_stage.Trained(population, np.zeros((1, 3)), selected=2)
     for a, b in zip(member_model(trained, 2, params).get_weights(), flip_flop_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -228,3 +228,18 @@ def test_training_streamed_from_files_gives_the_weights_of_training_from_memory(
     in_memory = train(bits, parity, supervised, *validation, params).population.member(0)
     for a, b in zip(in_memory, from_files, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_validation_scores_every_member_the_same_in_chunks_of_any_size(monkeypatch):
+    params = EASY_TRAIN.model_copy(update={"population": 3, "units": 1})
+    model = build_population(params)
+    population = model.layers[-1]
+    population.set_members([population.member(0), flip_flop_weights(), population.member(2)])
+    _, val_bits, _ = generated(EASY_DATA)
+    validation = train_stage.Validation(val_bits, running_parity(val_bits))
+    validation.set_model(model)
+    validation.on_train_begin()
+    whole = validation.accuracy()
+    assert whole[1] == 1.0 and whole[0] < 1.0  # the flip-flop member is exactly right
+    monkeypatch.setattr(train_stage, "VALIDATION_CHUNK", 7 * EASY_DATA.seq_len * 3)  # 7 rows a chunk
+    np.testing.assert_array_equal(validation.accuracy(), whole)
