@@ -12,6 +12,9 @@ population seconds per epoch of a population of K 1-unit members at the default 
            (~6 minutes)
 seeds      the reference settings' convergence over seeds 0-19 two ways, in one run: 20 queued `dvc exp run`s
            (`dvc queue start -j 2`) against one `dvc exp run -S train.population=20` (~10 minutes)
+members    tuning evidence for the selection rule: a population of 100 (seeds 0-99, reference settings), each
+           member's validation final-step accuracy and its final-step accuracy on 1,000 fresh sequences of length
+           10,000 from a stream no stage draws (not the test set) (~12 minutes)
 
 Prints tables and writes them, with every measurement, to JSON.
 """
@@ -339,12 +342,59 @@ def measure_seeds(scratch: Path, repeats: int) -> dict:
     return {"separate_s": separate_s, "population_s": population_s, "rows": rows, "table": "\n".join(lines)}
 
 
+FRESH_LENGTH, FRESH_SEQUENCES, FRESH_STREAM = 10_000, 1_000, 987_654
+HOLDS = 0.999
+
+
+def measure_members(scratch: Path, repeats: int) -> dict:
+    """Per member of a population of 100 (the default params but `train.population`): does a perfect score on the
+    validation set at the training length go with holding at length 10,000?"""
+    import keras
+    import numpy as np
+
+    from stages.common import CONVERGED, DataParams, TrainParams, running_parity
+    from stages.targets import supervised_steps
+    from stages.train import Validation, train
+    from tests.arrays import generated
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    bits, val_bits, _ = generated(DataParams(**params["data"]))
+    train_params = TrainParams(**params["train"] | {"population": 100, "seed": 0})
+    trained = train(
+        bits, running_parity(bits), supervised_steps(bits, "running"), val_bits, running_parity(val_bits), train_params
+    )
+    fresh = np.random.default_rng([FRESH_STREAM, FRESH_LENGTH]).integers(
+        0, 2, (FRESH_SEQUENCES, FRESH_LENGTH), dtype=np.uint8
+    )
+    scorer = Validation(fresh, running_parity(fresh))
+    scorer.set_model(keras.Sequential([keras.Input((None, 2)), trained.population]))
+    scorer.on_train_begin()
+    at_length, validation = scorer.accuracy(), trained.val_accuracy[-1]
+    converged, holds, perfect = validation >= CONVERGED, at_length >= HOLDS, validation == 1.0
+    figures = {
+        "converged": int(converged.sum()),
+        "converged_and_hold": int((converged & holds).sum()),
+        "converged_not_hold": int((converged & ~holds).sum()),
+        "not_hold_at_validation_1": int((converged & ~holds & perfect).sum()),
+        "hold_at_validation_1": int((holds & perfect).sum()),
+    }
+    table = (
+        f"Members of one population of 100 (seeds 0-99): {figures['converged']} converged on validation; of those, "
+        f"{figures['converged_and_hold']} hold >= {HOLDS} at length {FRESH_LENGTH} on fresh sequences and "
+        f"{figures['converged_not_hold']} do not; validation accuracy 1.0: {figures['hold_at_validation_1']} of "
+        f"those that hold, {figures['not_hold_at_validation_1']} of those that do not."
+    )
+    members = {"validation": validation.tolist(), "at_length": at_length.tolist()}
+    return {"figures": figures, "members": members, "table": table}
+
+
 PARTS = {
     "speed": measure_speed,
     "streaming": measure_streaming,
     "scale": measure_scale,
     "population": measure_population,
     "seeds": measure_seeds,
+    "members": measure_members,
 }
 
 
