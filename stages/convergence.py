@@ -67,8 +67,8 @@ def summarise(exp_show: list[dict]) -> list[dict]:
         metrics = data.get("metrics") or {}
         training = metrics.get("metrics/train/metrics.json", {}).get("data")
         evaluation = metrics.get("metrics/evaluate.json", {}).get("data")
-        if not params or not training or not evaluation:  # queued, running or failed
-            continue
+        if not params or not evaluation or "member_converged_epochs" not in (training or {}):
+            continue  # queued, running, failed, or from a version without populations
         flat = flatten(params)
         seed = flat[SEED]
         config = json.dumps({key: value for key, value in flat.items() if key != SEED}, sort_keys=True)

@@ -30,6 +30,8 @@ def fake_run(seed: int, learning_rate: float, epochs: list[int | None], selected
 
 
 def test_every_member_counts_as_a_seed_and_every_run_as_a_selected_model():
+    running = fake_run(4, 0.01, [None], 0, 1.0)
+    del running["metrics"]["metrics/train/metrics.json"]["data"]["member_converged_epochs"]
     exp_show = [
         {"data": fake_run(0, 0.001, [None, 4], 1, 0.9995), "experiments": None},  # the workspace, as its commit
         {
@@ -39,6 +41,7 @@ def test_every_member_counts_as_a_seed_and_every_run_as_a_selected_model():
                 {"revs": [{"data": fake_run(0, 0.01, [2], 0, 0.998)}]},
                 {"revs": [{"data": fake_run(1, 0.01, [3], 0, 1.0)}]},
                 {"revs": [{"data": {"params": {}, "metrics": {}}}]},  # queued: no results yet
+                {"revs": [{"data": running}]},  # training: no summary of its members yet
             ],
         },
     ]
