@@ -114,14 +114,18 @@ def start_and_interrupt(repo: Path, command: list[str], sig: signal.Signals) -> 
     with log.open("w") as output:
         # A session of its own, so that the signal reaches DVC and the stage as Ctrl-C in a terminal would.
         process = subprocess.Popen(command, cwd=repo, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-        losses = repo / "metrics/train/plots/metrics/train/loss.tsv"
-        deadline = time.monotonic() + 120
-        while not (losses.is_file() and len(losses.read_text().splitlines()) > 3):
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-        os.killpg(process.pid, sig)
-        interrupted = time.monotonic()
-        returncode = process.wait(timeout=30)
+        try:
+            losses = repo / "metrics/train/plots/metrics/train/loss.tsv"
+            deadline = time.monotonic() + 120
+            while not (losses.is_file() and len(losses.read_text().splitlines()) > 3):
+                assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            os.killpg(process.pid, sig)
+            interrupted = time.monotonic()
+            returncode = process.wait(timeout=30)
+        finally:  # a run that ignored the signal must not train on (100,000 epochs) after the test
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
     assert time.monotonic() - interrupted < 10
     return returncode, log.read_text()
 
