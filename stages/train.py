@@ -167,6 +167,29 @@ class Validation(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class StopOnSignal(keras.callbacks.Callback):
+    """Ctrl-C (SIGINT) or SIGTERM during `fit` ends training when the compiled loop next returns, by raising
+    KeyboardInterrupt from here. Raised by the signal handler itself, it could land in library code that swallows
+    it: a run under `dvc repro` was seen training on after Ctrl-C."""
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.signalled = False
+        self.previous = {sig: signal.signal(sig, self.note) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def note(self, signum: int, frame) -> None:
+        self.signalled = True
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.signalled:
+            raise KeyboardInterrupt
+
+    on_epoch_end = on_train_batch_end
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
 @dataclass
 class Trained:
     population: Population
@@ -209,7 +232,7 @@ def train(
         shuffled_batches(bits, parity, supervised, params.batch_size, params.seed),
         epochs=params.epochs,
         shuffle=False,  # the dataset shuffles itself
-        callbacks=[validation, *callbacks],
+        callbacks=[StopOnSignal(), validation, *callbacks],
         # A live bar on a terminal; one line per epoch in logs (dvc repro, CI).
         verbose=1 if sys.stdout.isatty() else 2,
     )
