@@ -5,7 +5,8 @@ outputs  (batch, steps, members, 2)     member k's two Dense logits at every ste
                                         of its reference model
 
 Trained with `population_loss`, the sum of the members' losses, each member's gradient (and so its Adam step,
-which is elementwise) is the one it would get alone. Written with `keras.ops` only, so it runs on any backend.
+which is elementwise) is the one it would get alone. Written with `keras.ops` and Keras' own RNN loop, no
+TensorFlow op, so that it can run on any Keras backend (tested on TensorFlow only).
 A 1-unit member is elementwise work: the recurrent and output products are broadcast multiplies, not K tiny
 matrix products.
 """
