@@ -6,6 +6,7 @@ Arrays of any size go through memory a block of rows at a time (`read_blocks`, `
 import difflib
 import json
 import os
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -122,6 +123,28 @@ def describe(problem: dict, section: str, schema: type[Params], path: Path) -> s
     if not problem["loc"]:  # a check across keys, whose message names them
         return f"{path}: {section}: {problem['msg']}"
     return f"{path}: {key} = {problem['input']!r}: {problem['msg']}"
+
+
+SCHEMAS: dict[str, type[Params]] = {
+    "data": DataParams,
+    "targets": TargetsParams,
+    "train": TrainParams,
+    "evaluate": EvaluateParams,
+}
+
+
+def check_params(path: Path = PARAMS_FILE) -> None:
+    """Check every block of params.yaml against its stage's schema, as each stage will: exits on the first problem."""
+    try:
+        blocks = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise SystemExit(f"{path}: cannot read it: {error}") from None
+    for unknown in blocks.keys() - SCHEMAS.keys():
+        close = difflib.get_close_matches(str(unknown), SCHEMAS, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise SystemExit(f"{path}: unknown block `{unknown}:`{hint}; allowed: {', '.join(SCHEMAS)}")
+    for section, schema in SCHEMAS.items():
+        load_params(section, schema, path)
 
 
 @contextmanager
@@ -259,8 +282,32 @@ def write_metrics(name: str, metrics: dict) -> None:
 
 
 def save_model(model, path: Path = MODEL_FILE) -> None:
+    """Save a Keras model as a .keras file whose bytes depend on the model alone, so dvc.lock can pin it."""
     with replaced_atomically(path) as tmp:
         model.save(tmp)
+        # Keras stamps the save time into the archive (metadata.json and an entry's date), and Python object ids
+        # into config.json (`shared_object_id`, which only link shared objects: renumbered in order here).
+        with zipfile.ZipFile(tmp) as saved:
+            entries = {name: saved.read(name) for name in saved.namelist()}
+        metadata = json.loads(entries["metadata.json"])
+        metadata.pop("date_saved", None)
+        entries["metadata.json"] = json.dumps(metadata).encode()
+        entries["config.json"] = json.dumps(renumbered(json.loads(entries["config.json"]), {})).encode()
+        with zipfile.ZipFile(tmp, "w") as archive:
+            for name, data in entries.items():
+                archive.writestr(zipfile.ZipInfo(name), data)  # dated 1980-01-01, the ZIP format's epoch
+
+
+def renumbered(config, ids: dict[int, int]):
+    """`config` with each distinct `shared_object_id` replaced by its order of first appearance (0, 1, ...)."""
+    if isinstance(config, dict):
+        return {
+            key: ids.setdefault(value, len(ids)) if key == "shared_object_id" else renumbered(value, ids)
+            for key, value in config.items()
+        }
+    if isinstance(config, list):
+        return [renumbered(value, ids) for value in config]
+    return config
 
 
 def one_hot_pairs(bits: np.ndarray) -> np.ndarray:
@@ -277,3 +324,9 @@ def running_parity(bits: np.ndarray) -> np.ndarray:
     """Parity of bits[..., :t+1] for every t (PAD counts as 0), same shape and dtype uint8 as the bits."""
     # XOR-accumulate keeps uint8 throughout; cumsum would widen to int64 (8x the memory).
     return np.bitwise_xor.accumulate(bits == 1, axis=-1, dtype=np.uint8)
+
+
+if __name__ == "__main__":
+    # `python -m stages.common`: check params.yaml before a run starts (the Airflow DAGs do, after applying overrides).
+    check_params()
+    print(f"{PARAMS_FILE}: every block is valid")

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 from stages.common import one_hot_pairs, running_parity
-from stages.evaluate import Forward, forward_pass, load_trained_model
+from stages.evaluate import Forward, load_trained_model
 
 MAX_BITS = 100_000
 
@@ -40,7 +40,7 @@ def predict_line(forward: Forward, bits: np.ndarray) -> str:
 
 def main(arguments: list[str]) -> int:
     sequences = arguments or [line.strip() for line in sys.stdin]
-    forward = forward_pass(load_trained_model())
+    forward = load_trained_model()
     status = 0
     for number, text in enumerate(sequences, 1):
         try:

@@ -2,9 +2,12 @@ import keras
 import numpy as np
 import pytest
 
-from stages.common import EvaluateParams, one_hot_pairs, running_parity
-from stages.evaluate import forward_pass, lstm_states, score, score_by_length
+from stages.common import EvaluateParams, one_hot_pairs, running_parity, save_model
+from stages.evaluate import TrainedModel, load_trained_model, score, score_by_length
+from stages.train import reference_model
 from tests.conftest import flip_flop_weights
+
+FLIP_FLOP = TrainedModel(*flip_flop_weights())
 
 
 def test_perfect_predictions_score_one():
@@ -46,9 +49,9 @@ def test_the_flip_flop_model_is_exactly_right(flip_flop_model):
     assert metrics["sequence_accuracy"] == 1.0 and metrics["mean_final_confidence"] > 0.999
 
 
-def test_lengths_far_beyond_training_are_scored_in_bounded_chunks(flip_flop_model, monkeypatch):
+def test_lengths_far_beyond_training_are_scored_in_bounded_chunks(monkeypatch):
     params = EvaluateParams(lengths=[1, 7, 3000], sequences_per_length=30, seed=0)
-    forward = forward_pass(flip_flop_model)
+    forward = FLIP_FLOP
     assert score_by_length(forward, params) == {
         str(length): {"final_step_accuracy": 1.0, "sequence_accuracy": 1.0} for length in (1, 7, 3000)
     }
@@ -58,20 +61,19 @@ def test_lengths_far_beyond_training_are_scored_in_bounded_chunks(flip_flop_mode
     assert shapes == [(3, 3000, 2)] * 10
 
 
-def test_a_wrong_model_scores_badly_at_length(flip_flop_model):
-    wrong = keras.models.clone_model(flip_flop_model)
+def test_a_wrong_model_scores_badly_at_length():
     weights = flip_flop_weights()
     weights[3] = -weights[3]  # the readout inverted: every step wrong
     weights[4] = -weights[4]
-    wrong.set_weights(weights)
-    result = score_by_length(forward_pass(wrong), EvaluateParams(lengths=[100], sequences_per_length=20, seed=0))
+    result = score_by_length(TrainedModel(*weights), EvaluateParams(lengths=[100], sequences_per_length=20, seed=0))
     assert result == {"100": {"final_step_accuracy": 0.0, "sequence_accuracy": 0.0}}
 
 
-def test_cell_state_flips_with_every_one_bit(flip_flop_model):
+def test_cell_state_flips_with_every_one_bit():
     bits = np.array([0, 1, 1, 0, 1, 0, 0, 1, 1, 1], np.uint8)
-    hidden, cells = lstm_states(flip_flop_model, bits)
-    assert hidden.shape == cells.shape == (10, 1)
+    hidden, cells = FLIP_FLOP.states(one_hot_pairs(bits[None]))
+    assert hidden.shape == cells.shape == (1, 10, 1)
+    hidden, cells = hidden[0], cells[0]
     odd = running_parity(bits) == 1
     assert np.all(cells[odd, 0] > 0.9) and np.all(cells[~odd, 0] < 0.1)
 
@@ -85,3 +87,41 @@ def test_padding_does_not_count_in_metrics():
     np.testing.assert_array_equal(by_position, [1.0, 1.0, 1.0, 1.0])
     metrics, _ = score(wrong_on_padding, parity)  # the same outputs, padding counted as real
     assert metrics["step_accuracy"] == 0.75 and metrics["sequence_accuracy"] == 0.5
+
+
+@pytest.mark.parametrize("units", [1, 3])
+def test_numpy_inference_equals_keras_on_tensorflow(tmp_path, units):
+    keras.utils.set_random_seed(units)
+    model = reference_model(units=units)
+    noise = np.random.default_rng(units)
+    model.set_weights(
+        [(weight + noise.normal(0, 1, weight.shape)).astype(np.float32) for weight in model.get_weights()]
+    )
+    save_model(model, tmp_path / "model.keras")
+    loaded = load_trained_model(tmp_path / "model.keras")
+    for ours, theirs in zip(loaded.weights, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+    bits = np.random.default_rng(0).integers(0, 2, (500, 300), dtype=np.uint8)
+    bits[:100, :150] = 2  # padding in front, as data.min_len makes it
+    inputs, parity = one_hot_pairs(bits), running_parity(bits)
+    ours, theirs = loaded(inputs), keras.ops.convert_to_numpy(model(inputs))
+    np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    ours, theirs = score(ours, parity, bits != 2)[0], score(theirs, parity, bits != 2)[0]
+    assert ours == pytest.approx(theirs, abs=1e-6)
+
+    hidden, cells = loaded.states(inputs[:1])
+    cell, state = model.layers[0].cell, [np.zeros((1, units), np.float32)] * 2
+    for step in range(inputs.shape[1]):  # Keras' own LSTM cell, stepped by hand
+        _, state = cell(inputs[:1, step], state)
+        np.testing.assert_allclose(hidden[0, step], keras.ops.convert_to_numpy(state[0])[0], atol=1e-6)
+        np.testing.assert_allclose(cells[0, step], keras.ops.convert_to_numpy(state[1])[0], atol=1e-6)
+
+
+def test_a_model_of_another_architecture_is_refused(tmp_path):
+    other = keras.Sequential(
+        [keras.Input((None, 2)), keras.layers.GRU(1, return_sequences=True), keras.layers.Dense(2)]
+    )
+    save_model(other, tmp_path / "model.keras")
+    with pytest.raises(SystemExit, match="is not the reference architecture"):
+        load_trained_model(tmp_path / "model.keras")

@@ -11,11 +11,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stages.common import DataParams, EvaluateParams, TargetsParams, TrainParams, load_params
+from stages.common import SCHEMAS, check_params, load_params
 from tests.scratch_repo import REPO
 
 DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text())
-SCHEMAS = {"data": DataParams, "targets": TargetsParams, "train": TrainParams, "evaluate": EvaluateParams}
 VALUES = st.one_of(
     st.integers(-3, 10**6),
     st.floats(allow_nan=True, allow_infinity=True),
@@ -94,7 +93,7 @@ def test_a_misspelt_key_is_named_with_the_closest_valid_one(tmp_path):
 def test_a_missing_block_or_file_is_one_line(tmp_path):
     assert refusal(tmp_path, "evaluate", {"data": DEFAULTS["data"]}).endswith("no `evaluate:` block")
     with pytest.raises(SystemExit, match="cannot read it"):
-        load_params("data", DataParams, tmp_path / "nowhere.yaml")
+        load_params("data", SCHEMAS["data"], tmp_path / "nowhere.yaml")
 
 
 def test_a_stage_with_bad_params_exits_before_writing_anything(tmp_path):
@@ -111,3 +110,15 @@ def test_a_stage_with_bad_params_exits_before_writing_anything(tmp_path):
     assert result.returncode == 1
     assert result.stderr.splitlines() == ["params.yaml: data.count = -5: Input should be greater than 0"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_check_params_names_an_unknown_block_and_passes_the_defaults(tmp_path: Path):
+    check_params(REPO / "params.yaml")
+    params = copy.deepcopy(DEFAULTS)
+    misspelt = tmp_path / "params.yaml"
+    misspelt.write_text(yaml.safe_dump({**params, "trian": params["train"]}))
+    with pytest.raises(SystemExit, match=r"unknown block `trian:` \(did you mean train\?\)"):
+        check_params(misspelt)
+    misspelt.write_text(yaml.safe_dump({**params, "train": {**params["train"], "epochs": 0}}))
+    with pytest.raises(SystemExit, match=r"train\.epochs = 0: Input should be greater than 0"):
+        check_params(misspelt)
