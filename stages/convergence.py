@@ -1,6 +1,7 @@
 """Summarise a seed sweep: per configuration, how many seeds converge, with a 95 % Wilson interval.
 
     dvc exp show --json | python -m stages.convergence      (or: python -m stages.convergence exps.json)
+    python -m stages.convergence exps.json exp-a exp-b      (these experiments only: a sweep's)
 
     | configuration | runs | members converged | 95 % interval | median epoch | members not converged | ...
     | train.population=20 | 1 | 16/20 | 0.58-0.92 | 5.0 | 0, 5, 18, 19 | ...
@@ -19,7 +20,7 @@ import math
 import statistics
 import sys
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 SEED = "train.seed"
@@ -29,13 +30,15 @@ HOLDS = 0.999
 LISTED = 20
 
 
-def runs(exp_show: list[dict]) -> Iterator[dict]:
-    """The `data` of every commit and experiment in `dvc exp show --json` output."""
+def runs(exp_show: list[dict], names: Collection[str] = ()) -> Iterator[dict]:
+    """The `data` of every commit and experiment in `dvc exp show --json` output; only experiments `names` if given."""
     for commit in exp_show:
-        yield commit["data"]
+        if not names:
+            yield commit["data"]
         for experiment in commit.get("experiments") or []:
             for rev in experiment["revs"]:
-                yield rev["data"]
+                if not names or rev.get("name") in names:
+                    yield rev["data"]
 
 
 def flatten(params: dict, prefix: str = "") -> dict:
@@ -58,11 +61,11 @@ def wilson(successes: int, trials: int, z: float = 1.959964) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def summarise(exp_show: list[dict]) -> list[dict]:
+def summarise(exp_show: list[dict], names: Collection[str] = ()) -> list[dict]:
     """One row per configuration: each member seed's converged epoch (None: did not converge), and per run seed
     whether the selected model converged and whether it holds at the longest test length."""
     by_config = defaultdict(lambda: {"members": {}, "runs": {}})
-    for data in runs(exp_show):
+    for data in runs(exp_show, names):
         params = (data.get("params") or {}).get("params.yaml", {}).get("data")
         metrics = data.get("metrics") or {}
         training = metrics.get("metrics/train/metrics.json", {}).get("data")
@@ -129,7 +132,7 @@ def table(rows: list[dict]) -> str:
 
 def main(arguments: list[str]) -> None:
     text = Path(arguments[0]).read_text() if arguments else sys.stdin.read()
-    print(table(summarise(json.loads(text))))
+    print(table(summarise(json.loads(text), names=arguments[1:])))
 
 
 if __name__ == "__main__":

@@ -37,11 +37,12 @@ def commit(repo: Path, message: str) -> None:
 
 
 def make_scratch_repo(path: Path, params: dict | None = None) -> Path:
-    """Copy the pipeline (code, dvc.yaml, params or `params`) into a new git repo at `path` and commit it."""
+    """Copy the pipeline (code, DAGs, dvc.yaml, params or `params`) into a new git repo at `path` and commit it."""
     for name in PIPELINE_FILES:
         (path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, path / name)
-    shutil.copytree(REPO / "stages", path / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("stages", "dags"):
+        shutil.copytree(REPO / folder, path / folder, ignore=shutil.ignore_patterns("__pycache__"))
     if params is not None:
         (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(path, "git", "init", "-q")
