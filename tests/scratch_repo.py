@@ -9,7 +9,17 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-PIPELINE_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore")
+PIPELINE_FILES = (
+    "dvc.yaml",
+    "params.yaml",
+    ".dvcignore",
+    ".gitignore",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    ".dvc/plots/page.html",
+    ".dvc/plots/log_x.json",
+    ".dvc/plots/sequence.json",
+)
 
 
 def run(cwd: Path, *command: str, stderr: bool = True) -> str:

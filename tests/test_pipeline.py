@@ -180,6 +180,20 @@ def test_params_run_before_are_restored_from_the_run_cache(repo: Path):
     assert {path: (repo / path).read_bytes() for path in first} == first
 
 
+def test_plots_render_offline_and_as_pictures(repo: Path):
+    dvc(repo, "repro")
+    dvc(repo, "plots", "show", "-o", "page")
+    page = (repo / "page/index.html").read_text()
+    assert '<meta charset="utf-8">' in page and "vegaEmbed" in page
+    assert not re.search(r"<(script|link)[^>]+(src|href)=", page)  # nothing loaded from elsewhere: works offline
+    assert "cdn.jsdelivr" not in page
+    written = run(repo, sys.executable, "-m", "stages.pictures")
+    pictures = sorted(path.name for path in (repo / "docs/images").iterdir())
+    assert len(pictures) == 5 and "one_held_out_sequence_step_by_step.svg" in pictures
+    assert all(f"docs/images/{name}" in written for name in pictures)
+    assert (repo / "docs/images/held_out_accuracy_by_test_length.svg").read_text().startswith("<svg")
+
+
 def test_train_reads_training_and_validation_data_only_and_saves_the_selected_member(tmp_path: Path):
     params = {**TINY_PARAMS, "train": {**TINY_PARAMS["train"], "population": 3, "epochs": 2}}
     repo = make_scratch_repo(tmp_path, params)
