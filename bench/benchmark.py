@@ -347,20 +347,32 @@ def wait_for_queue(repo: Path) -> None:
     assert "Failed" not in dvc(repo, "queue", "status")
 
 
+def default_run_repo(path: Path) -> Path:
+    """A scratch repo whose default run is done and committed: later runs restore its data stages."""
+    repo = make_scratch_repo(path)
+    dvc(repo, "repro")
+    commit(repo, "default run")
+    return repo
+
+
+def time_queued_seeds(repo: Path, seeds: int) -> float:
+    """Wall time of queueing `train.seed` 0 to seeds - 1 and running them with two queue workers."""
+    started = time.perf_counter()
+    dvc(repo, "exp", "run", "--queue", "-S", f"train.seed=range(0, {seeds})")
+    dvc(repo, "queue", "start", "-j", "2")
+    wait_for_queue(repo)
+    elapsed = time.perf_counter() - started
+    print(f"{seeds} queued runs: {elapsed:.0f} s", flush=True)
+    return elapsed
+
+
 def measure_seeds(scratch: Path, repeats: int) -> dict:
     """The reference settings over seeds 0 to SWEEP_SEEDS - 1, as separate queued runs and as one population, in
     one scratch repo whose data stages ran first (both restore them from the cache)."""
     from stages.convergence import summarise, table
 
-    repo = make_scratch_repo(scratch / "seeds")
-    dvc(repo, "repro")
-    commit(repo, "default run")
-    started = time.perf_counter()
-    dvc(repo, "exp", "run", "--queue", "-S", f"train.seed=range(0, {SWEEP_SEEDS})")
-    dvc(repo, "queue", "start", "-j", "2")
-    wait_for_queue(repo)
-    separate_s = time.perf_counter() - started
-    print(f"{SWEEP_SEEDS} queued runs: {separate_s:.0f} s", flush=True)
+    repo = default_run_repo(scratch / "seeds")
+    separate_s = time_queued_seeds(repo, SWEEP_SEEDS)
     started = time.perf_counter()
     dvc(repo, "exp", "run", "-S", "train.seed=0", "-S", f"train.population={SWEEP_SEEDS}")
     population_s = time.perf_counter() - started
@@ -413,16 +425,8 @@ def measure_airflow(scratch: Path, repeats: int) -> dict:
     from stages.convergence import summarise, table
 
     # One repo each: in one repo, the second method would restore the first one's runs from the run-cache.
-    queue_repo, repo = make_scratch_repo(scratch / "queue"), make_scratch_repo(scratch / "airflow")
-    for each in (queue_repo, repo):
-        dvc(each, "repro")
-        commit(each, "default run")
-    started = time.perf_counter()
-    dvc(queue_repo, "exp", "run", "--queue", "-S", f"train.seed=range(0, {AIRFLOW_SEEDS})")
-    dvc(queue_repo, "queue", "start", "-j", "2")
-    wait_for_queue(queue_repo)
-    queue_s = time.perf_counter() - started
-    print(f"{AIRFLOW_SEEDS} queued runs: {queue_s:.0f} s", flush=True)
+    queue_repo, repo = default_run_repo(scratch / "queue"), default_run_repo(scratch / "airflow")
+    queue_s = time_queued_seeds(queue_repo, AIRFLOW_SEEDS)
     queued_show = json.loads(dvc(queue_repo, "exp", "show", "--json", stderr=False))
 
     env = airflow_environment(scratch / "airflow-home", repo / "dags")
