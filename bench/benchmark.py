@@ -49,7 +49,7 @@ import yaml  # noqa: E402
 
 from tests.scratch_repo import commit, dvc, make_scratch_repo, run, set_param  # noqa: E402
 
-# Speed-up over the reference method a clean `dvc repro` must reach, with a cold XLA compilation cache.
+# Speed-up over the reference method a clean `dvc repro` must reach, with a cold (empty) XLA compilation cache.
 END_TO_END_TARGET = 5
 # The last commit whose `train` held the whole training set in memory.
 IN_MEMORY_REV = "2e8db1f"
@@ -104,16 +104,16 @@ def read_json(path: Path) -> dict:
 
 @contextmanager
 def xla_cache(folder: Path) -> Iterator[None]:
-    """`train` processes started inside keep XLA's compilations in `folder` (see stages.train.XLA_CACHE)."""
-    before = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(folder)
+    """`train` processes started inside keep XLA's compilations in `folder` (TensorFlow's persistent cache)."""
+    before = os.environ.get("TF_XLA_FLAGS")
+    os.environ["TF_XLA_FLAGS"] = f"--tf_xla_persistent_cache_directory={folder}"
     try:
         yield
     finally:
         if before is None:
-            del os.environ["XDG_CACHE_HOME"]
+            del os.environ["TF_XLA_FLAGS"]
         else:
-            os.environ["XDG_CACHE_HOME"] = before
+            os.environ["TF_XLA_FLAGS"] = before
 
 
 def measure_pipeline(repo: Path, warm_repo: Path) -> dict:

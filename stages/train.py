@@ -7,12 +7,10 @@ target [[1,0] [1,0] [0,1]]     running parity 1 1 0, paired the same way
 With `train.population: 1` (the default) this is the reference experiment: one model from `train.seed`.
 """
 
-import os
 import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -37,8 +35,6 @@ from stages.common import (
 )
 from stages.population import Population, population_loss
 
-# Compiled XLA programs, kept between runs: the user's cache folder, not the repository.
-XLA_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "parity-lstm" / "xla"
 # Batches per call into the compiled training loop: a whole default epoch, so Python runs once an epoch.
 STEPS_PER_EXECUTION = 1024
 # Steps of consecutive rows a stretch of an epoch is batched from, held in memory at once, pair-encoded: 160 MB.
@@ -130,9 +126,11 @@ def shuffled_batches(
 
     pairs = tf.TensorSpec((None, seq_len, 2), tf.float32)
     signature = (pairs, pairs, tf.TensorSpec((None, seq_len), tf.float32), tf.TensorSpec((None,), tf.int64))
-    return (
-        tf.data.Dataset.from_generator(windows, output_signature=signature).flat_map(batches).prefetch(tf.data.AUTOTUNE)
-    )
+    # Windows hold whole batches but the last, so an epoch is ceil(count / batch_size) batches. Said to tf.data,
+    # Keras knows the epoch's length: its progress bar counts batches, and it does not warn that the data ran out.
+    batches_per_epoch = -(-count // batch_size)
+    dataset = tf.data.Dataset.from_generator(windows, output_signature=signature).flat_map(batches)
+    return dataset.apply(tf.data.experimental.assert_cardinality(batches_per_epoch)).prefetch(tf.data.AUTOTUNE)
 
 
 class Validation(keras.callbacks.Callback):
@@ -283,21 +281,9 @@ def log_results(live: Live, trained: Trained, params: TrainParams) -> None:
     }
 
 
-def keep_xla_compilations() -> None:
-    """Have XLA keep what it compiles in XLA_CACHE, so that the next run of the same shapes skips compiling.
-
-    Entries are keyed by the computation and TensorFlow's build; the folder is outside anything DVC tracks and
-    changes no result (tested). An XLA cache directory already named in TF_XLA_FLAGS is left as it is.
-    """
-    flags = os.environ.get("TF_XLA_FLAGS", "")
-    if "--tf_xla_persistent_cache_directory" not in flags:
-        os.environ["TF_XLA_FLAGS"] = f"{flags} --tf_xla_persistent_cache_directory={XLA_CACHE}".strip()
-
-
 def main() -> None:
     # SIGTERM (`kill`, a job scheduler) stops training the way Ctrl-C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    keep_xla_compilations()  # read by TensorFlow when it first compiles, not at import
     params = load_params("train", TrainParams)
     bits = load_bits(TRAIN_BITS)
     parity, supervised = load_parity(TRAIN_PARITY, bits), load_weights(TRAIN_WEIGHTS, bits)
