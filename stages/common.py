@@ -115,14 +115,19 @@ def describe(problem: dict, section: str, schema: type[Params], path: Path) -> s
     """One line for one pydantic error: the key, the value, what is allowed."""
     key = ".".join([section, *map(str, problem["loc"])])
     if problem["type"] == "extra_forbidden":
-        close = difflib.get_close_matches(str(problem["loc"][-1]), schema.model_fields, n=1)
-        hint = f" (did you mean {section}.{close[0]}?)" if close else ""
+        hint = did_you_mean(str(problem["loc"][-1]), schema.model_fields, f"{section}.")
         return f"{path}: unknown key {key}{hint}; allowed: {', '.join(schema.model_fields)}"
     if problem["type"] == "missing":
         return f"{path}: {key} is missing"
     if not problem["loc"]:  # a check across keys, whose message names them
         return f"{path}: {section}: {problem['msg']}"
     return f"{path}: {key} = {problem['input']!r}: {problem['msg']}"
+
+
+def did_you_mean(name: str, allowed: Iterable[str], prefix: str = "") -> str:
+    """The hint for a misspelt name: ' (did you mean <prefix><closest>?)', or '' if nothing allowed is close."""
+    close = difflib.get_close_matches(name, list(allowed), n=1)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
 
 
 SCHEMAS: dict[str, type[Params]] = {
@@ -140,8 +145,7 @@ def check_params(path: Path = PARAMS_FILE) -> None:
     except (OSError, yaml.YAMLError) as error:
         raise SystemExit(f"{path}: cannot read it: {error}") from None
     for unknown in blocks.keys() - SCHEMAS.keys():
-        close = difflib.get_close_matches(str(unknown), SCHEMAS, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
+        hint = did_you_mean(str(unknown), SCHEMAS)
         raise SystemExit(f"{path}: unknown block `{unknown}:`{hint}; allowed: {', '.join(SCHEMAS)}")
     for section, schema in SCHEMAS.items():
         load_params(section, schema, path)

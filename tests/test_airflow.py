@@ -51,6 +51,14 @@ def experiments(repo: Path) -> dict[str, dict]:
     }
 
 
+def repo_with_folder_remote(tmp_path: Path) -> Path:
+    """A scratch pipeline (tiny params) at tmp_path/repo whose default DVC remote is the folder tmp_path/storage."""
+    repo = make_scratch_repo(tmp_path / "repo", TINY_PARAMS)
+    dvc(repo, "remote", "add", "-d", "shared", str(tmp_path / "storage"))
+    commit(repo, "a folder DVC remote")
+    return repo
+
+
 def test_the_dag_folder_imports_with_both_dags(airflow_home: Path):
     local = ("--local", "--bundle-name", "dags-folder")  # parse the folder itself, as the DAG processor would
     listing = airflow(airflow_home, REPO / "dags", "dags", "list", *local, "-o", "json")
@@ -61,9 +69,7 @@ def test_the_dag_folder_imports_with_both_dags(airflow_home: Path):
 
 
 def test_pipeline_dag_runs_each_stage_once_and_records_an_experiment(airflow_home: Path, tmp_path: Path):
-    repo = make_scratch_repo(tmp_path / "repo", TINY_PARAMS)
-    dvc(repo, "remote", "add", "-d", "shared", str(tmp_path / "storage"))
-    commit(repo, "a folder DVC remote")
+    repo = repo_with_folder_remote(tmp_path)
 
     first = dags_test(airflow_home, repo, "parity_lstm_pipeline", {"set_params": ["train.seed=3"]})
     # Each task reproduced its own stage and restored the ones before it from the run-cache, via the remote.
@@ -78,9 +84,7 @@ def test_pipeline_dag_runs_each_stage_once_and_records_an_experiment(airflow_hom
 
 
 def test_a_bad_set_params_fails_the_first_task_and_pushes_nothing(airflow_home: Path, tmp_path: Path):
-    repo = make_scratch_repo(tmp_path / "repo", TINY_PARAMS)
-    dvc(repo, "remote", "add", "-d", "shared", str(tmp_path / "storage"))
-    commit(repo, "a folder DVC remote")
+    repo = repo_with_folder_remote(tmp_path)
 
     result = dags_test(airflow_home, repo, "parity_lstm_pipeline", {"set_params": ["train.epochs=0"]}, check=False)
     assert result.returncode != 0
@@ -93,9 +97,7 @@ def test_a_bad_set_params_fails_the_first_task_and_pushes_nothing(airflow_home: 
 def test_sweep_dag_pushes_every_experiment_to_the_git_server_and_remote(airflow_home: Path, tmp_path: Path):
     server = tmp_path / "server.git"
     run(tmp_path, "git", "init", "-q", "--bare", str(server))
-    repo = make_scratch_repo(tmp_path / "repo", TINY_PARAMS)
-    dvc(repo, "remote", "add", "-d", "shared", str(tmp_path / "storage"))
-    commit(repo, "a folder DVC remote")
+    repo = repo_with_folder_remote(tmp_path)
     run(repo, "git", "push", "-q", str(server), "HEAD")
 
     grid = {"train.seed": [0, 1], "train.learning_rate": [0.01, 0.02]}
