@@ -1,5 +1,6 @@
 """The real `dvc repro` on a throw-away copy of the pipeline with tiny params, judged by DVC's own messages."""
 
+import hashlib
 import json
 import os
 import re
@@ -105,6 +106,24 @@ def test_default_params_are_the_reference_experiment():
     }
     assert TrainParams(**params["train"]).model_dump(exclude={"seed"}) == reference
     assert TargetsParams(**params["targets"]).model_dump() == {"mode": "running", "weighting": "uniform"}
+
+
+def test_the_committed_dvc_lock_records_the_committed_commands_code_and_params():
+    """The README's `dvc repro` in a fresh clone writes dvc.lock anew: with a stale md5, param or command in the
+    committed one, `git status` shows it modified (outputs are byte-stable). After changing a stage: `dvc repro`
+    and commit dvc.lock."""
+    locked = yaml.safe_load((REPO / "dvc.lock").read_text())["stages"]
+    declared = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert locked.keys() == declared.keys()
+    for name, stage in locked.items():
+        assert stage["cmd"] == declared[name]["cmd"]
+        for dep in stage["deps"]:
+            if dep["path"].startswith("stages/"):  # the code; data deps are other stages' outputs
+                assert hashlib.md5((REPO / dep["path"]).read_bytes()).hexdigest() == dep["md5"], (name, dep["path"])
+        for key, value in stage["params"]["params.yaml"].items():
+            section, field = key.split(".")
+            assert params[section][field] == value, (name, key)
 
 
 def start_and_interrupt(repo: Path, command: list[str], sig: signal.Signals) -> tuple[int, str]:
