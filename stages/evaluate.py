@@ -116,7 +116,9 @@ class TrainedModel:
         negated = np.tensordot(-weights, hidden, axes=(0, 1))  # (steps, count)
         negated -= self.dense_bias[0] - self.dense_bias[1]
         with np.errstate(over="ignore"):
-            probability_of_one = np.reciprocal(1 + np.exp(negated, out=negated), out=negated).T
+            np.exp(negated, out=negated)
+        negated += 1
+        probability_of_one = np.reciprocal(negated, out=negated).T
         probabilities = np.empty((*probability_of_one.shape, 2), np.float32)
         probabilities[..., 0] = probability_of_one
         np.subtract(1, probability_of_one, out=probabilities[..., 1])
