@@ -4,9 +4,10 @@
 
 speed      wall times and speed-ups over the baseline (bench/reference.py, ~2 minutes, run once after each
            pipeline repeat); each pipeline repeat runs a clean `dvc repro` with the defaults in a fresh scratch
-           repo (no DVC cache, no run-cache; XLA compiles from scratch), then the no-op and each stage on its own
-           there; then a clean run in a second fresh repo with the opt-in persistent XLA cache, empty, and in a
-           third with that cache warm; medians of both sides are shown (~16 minutes)
+           repo (no DVC cache, no run-cache; XLA compiles from scratch) and the no-op after it, a clean run in a
+           second fresh repo with the opt-in persistent XLA cache, empty, and in a third with that cache warm (the
+           defaults' run first, between or last, in turn), then each stage on its own; medians of both sides are
+           shown (~16 minutes)
 streaming  `train` at the default size streamed from the files against the in-memory `train` of commit
            IN_MEMORY_REV, alternated on the same data
 scale      1e9 bits (10,000,000 sequences of 100) through `generate` and `targets`, and one epoch of `train`
@@ -117,17 +118,30 @@ def xla_cache(folder: Path) -> Iterator[None]:
             os.environ["TF_XLA_FLAGS"] = before
 
 
-def measure_pipeline(default: Path, cache_first: Path, cache_warm: Path) -> dict:
+def measure_pipeline(default: Path, cache_first: Path, cache_warm: Path, default_at: int) -> dict:
     """One repeat, each clean run in a fresh scratch repo of its own (no DVC cache, no run-cache): end to end with
-    the defaults (XLA compiles from scratch, as in every run without the opt-in cache), the no-op after it, each
-    stage again on its own and the early-stop variant; then end to end with the opt-in persistent XLA cache, first
-    empty (the run fills it), then warm."""
-    result = {"end_to_end_s": timed(dvc, default, "repro"), "noop_s": timed(dvc, default, "repro")}
-    result |= measure_stages(default)
-    with xla_cache(cache_first.parent / f"{cache_first.name}-xla"):
-        result["end_to_end_cache_first_s"] = timed(dvc, cache_first, "repro")
-        result["end_to_end_warm_s"] = timed(dvc, cache_warm, "repro")
-    return result
+    the defaults (XLA compiles from scratch, as in every run without the opt-in cache) and the no-op after it; end
+    to end with the opt-in persistent XLA cache, first empty (the run fills it), then warm; then each stage again on
+    its own and the early-stop variant. The defaults' run goes first, between or last as `default_at` says (0, 1,
+    2), so that over the repeats no row always holds the same place in the sequence."""
+    result = {}
+
+    def defaults() -> None:
+        result["end_to_end_s"] = timed(dvc, default, "repro")
+        result["noop_s"] = timed(dvc, default, "repro")
+
+    def with_cache(name: str, repo: Path) -> None:
+        with xla_cache(cache_first.parent / f"{cache_first.name}-xla"):
+            result[name] = timed(dvc, repo, "repro")
+
+    runs = [
+        lambda: with_cache("end_to_end_cache_first_s", cache_first),
+        lambda: with_cache("end_to_end_warm_s", cache_warm),
+    ]
+    runs.insert(default_at, defaults)
+    for run_one in runs:
+        run_one()
+    return result | measure_stages(default)
 
 
 def measure_stages(repo: Path) -> dict:
@@ -210,7 +224,7 @@ def measure_speed(scratch: Path, repeats: int) -> dict:
     runs, baselines = [], []
     for repeat in range(repeats):
         repos = (make_scratch_repo(scratch / f"repeat{repeat}{kind}") for kind in ("", "-cache", "-warm"))
-        runs.append(measure_pipeline(*repos))
+        runs.append(measure_pipeline(*repos, default_at=repeat % 3))
         print(f"pipeline repeat {repeat + 1}/{repeats}: {runs[-1]['end_to_end_s']:.1f} s end to end", flush=True)
         # A baseline run after each pipeline repeat: both sample the same stretches of the machine's drifting speed.
         baselines.append(measure_baseline(scratch / f"repeat{repeat}/data/test_bits.npy"))
