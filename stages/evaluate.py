@@ -46,6 +46,14 @@ STEPS_PER_CALL = 10_000_000
 BLOCK_STEPS = 256
 
 
+def sigmoid_of_negated(values: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(values)), the sigmoid of -values, in place: no temporary array. Where exp overflows to inf the
+    sigmoid is 0, as it should be: callers silence numpy's overflow warning around it (once, not once a call)."""
+    np.exp(values, out=values)
+    values += 1
+    return np.reciprocal(values, out=values)
+
+
 @dataclass(frozen=True)
 class TrainedModel:
     """The reference architecture, LSTM(units, return_sequences=True) -> Dense(2, softmax), run by numpy.
@@ -97,9 +105,7 @@ class TrainedModel:
                 for step, gates in enumerate(block, start):
                     gates += times_recurrent(recurrent, h, out=recurrent_term)
                     np.tanh(gates[2 * units : 3 * units], out=candidate)  # -tanh of the candidate
-                    np.exp(gates, out=gates)
-                    gates += 1
-                    np.reciprocal(gates, out=gates)  # sigmoid: i, f, (unused), o
+                    sigmoid_of_negated(gates)  # i, f, (unused), o
                     c = np.multiply(gates[units : 2 * units], c, out=cells[step])
                     candidate *= gates[:units]
                     c -= candidate
@@ -116,9 +122,7 @@ class TrainedModel:
         negated = np.tensordot(-weights, hidden, axes=(0, 1))  # (steps, count)
         negated -= self.dense_bias[0] - self.dense_bias[1]
         with np.errstate(over="ignore"):
-            np.exp(negated, out=negated)
-        negated += 1
-        probability_of_one = np.reciprocal(negated, out=negated).T
+            probability_of_one = sigmoid_of_negated(negated).T
         probabilities = np.empty((*probability_of_one.shape, 2), np.float32)
         probabilities[..., 0] = probability_of_one
         np.subtract(1, probability_of_one, out=probabilities[..., 1])
