@@ -100,11 +100,21 @@ class TrainParams(Params):
 
 def load_params(section: str, schema: type[P], path: Path = PARAMS_FILE) -> P:
     """The validated `section` block of params.yaml; exits with one line per problem before any work is done."""
+    return validated_block(read_params(path), section, schema, path)
+
+
+def read_params(path: Path = PARAMS_FILE):
+    """params.yaml as parsed (a mapping of blocks, if it is well-formed); exits in one line if it cannot be read."""
     try:
-        block = (yaml.safe_load(path.read_text()) or {})[section]
-        return schema.model_validate(block)
+        return yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as error:
         raise SystemExit(f"{path}: cannot read it: {error}") from None
+
+
+def validated_block(blocks, section: str, schema: type[P], path: Path) -> P:
+    """The `section` block of parsed params.yaml `blocks`, validated; exits with one line per problem."""
+    try:
+        return schema.model_validate(blocks[section])
     except (KeyError, TypeError):
         raise SystemExit(f"{path}: no `{section}:` block") from None
     except ValidationError as error:
@@ -140,15 +150,13 @@ SCHEMAS: dict[str, type[Params]] = {
 
 def check_params(path: Path = PARAMS_FILE) -> None:
     """Check every block of params.yaml against its stage's schema, as each stage will: exits on the first problem."""
-    try:
-        blocks = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
-        raise SystemExit(f"{path}: cannot read it: {error}") from None
-    for unknown in blocks.keys() - SCHEMAS.keys():
+    blocks = read_params(path)
+    # A file that is no mapping has no blocks: the first stage's check below names the block it lacks.
+    for unknown in (blocks.keys() if isinstance(blocks, dict) else set()) - SCHEMAS.keys():
         hint = did_you_mean(str(unknown), SCHEMAS)
         raise SystemExit(f"{path}: unknown block `{unknown}:`{hint}; allowed: {', '.join(SCHEMAS)}")
     for section, schema in SCHEMAS.items():
-        load_params(section, schema, path)
+        validated_block(blocks, section, schema, path)
 
 
 @contextmanager

@@ -126,3 +126,6 @@ def test_check_params_names_an_unknown_block_and_passes_the_defaults(tmp_path: P
     misspelt.write_text(yaml.safe_dump({**params, "train": {**params["train"], "epochs": 0}}))
     with pytest.raises(SystemExit, match=r"train\.epochs = 0: Input should be greater than 0"):
         check_params(misspelt)
+    misspelt.write_text(yaml.safe_dump([params]))  # no mapping of blocks at all
+    with pytest.raises(SystemExit, match="no `data:` block"):
+        check_params(misspelt)
