@@ -10,7 +10,6 @@ With `train.population: 1` (the default) this is the reference experiment: one m
 import gc
 import signal
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import keras
@@ -38,7 +37,8 @@ from stages.population import Population, population_loss
 
 # Batches per call into the compiled training loop: a whole default epoch, so Python runs once an epoch.
 STEPS_PER_EXECUTION = 1024
-# Steps of consecutive rows a stretch of an epoch is batched from, held in memory at once, pair-encoded: 160 MB.
+# Steps of consecutive rows a stretch of an epoch is batched from, held in memory at once: 50 MB (bits, parity and
+# weights; each batch is pair-encoded as it is gathered).
 # The default data set (5M steps) is one window.
 WINDOW_STEPS = 1 << 23
 # Sequence steps times members scored in one call on the validation set: bounds its memory at any size.
@@ -107,31 +107,39 @@ def shuffled_batches(
     # Whole batches, so that only the last batch of the data's last window is smaller.
     window = max(1, WINDOW_STEPS // seq_len // batch_size) * batch_size
 
-    def windows() -> Iterator[tuple[np.ndarray, ...]]:
-        # Keras iterates the dataset anew every epoch, so each epoch draws a new order.
-        for start in rng.permutation(range(0, count, window)):
-            rows = slice(start, start + window)  # one sequential read from each file
-            yield (
-                one_hot_pairs(bits[rows]),
-                one_hot_pairs(parity[rows]),
-                np.array(supervised[rows]),
-                rng.permutation(min(window, count - start)),
-            )
+    def window_starts(_: tf.Tensor) -> tf.data.Dataset:
+        # Run each time Keras iterates the dataset, so every epoch draws a new order.
+        starts = tf.numpy_function(lambda: rng.permutation(range(0, count, window)), [], tf.int64)
+        return tf.data.Dataset.from_tensor_slices(tf.ensure_shape(starts, (None,)))
 
-    def batches(inputs: tf.Tensor, targets: tf.Tensor, weights: tf.Tensor, order: tf.Tensor) -> tf.data.Dataset:
+    def read_window(start: np.int64) -> tuple[np.ndarray, ...]:
+        rows = slice(start, start + window)  # one sequential read from each file
+        return bits[rows], parity[rows], supervised[rows], rng.permutation(min(window, count - start))
+
+    def batches(start: tf.Tensor) -> tf.data.Dataset:
+        window_types = (tf.uint8, tf.uint8, tf.float32, tf.int64)
+        *window_arrays, order = tf.numpy_function(read_window, [start], window_types)
+        inputs, targets, weights = (tf.ensure_shape(array, (None, seq_len)) for array in window_arrays)
+
         def gather(rows: tf.Tensor) -> tuple[tf.Tensor, ...]:
             rows = tf.sort(rows)  # ascending: the gather walks memory forward
-            return tf.gather(inputs, rows), tf.gather(targets, rows), tf.gather(weights, rows)
+            return pairs(tf.gather(inputs, rows)), pairs(tf.gather(targets, rows)), tf.gather(weights, rows)
 
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).map(gather)
+        return tf.data.Dataset.from_tensor_slices(tf.ensure_shape(order, (None,))).batch(batch_size).map(gather)
 
-    pairs = tf.TensorSpec((None, seq_len, 2), tf.float32)
-    signature = (pairs, pairs, tf.TensorSpec((None, seq_len), tf.float32), tf.TensorSpec((None,), tf.int64))
     # Windows hold whole batches but the last, so an epoch is ceil(count / batch_size) batches. Said to tf.data,
     # Keras knows the epoch's length: its progress bar counts batches, and it does not warn that the data ran out.
     batches_per_epoch = -(-count // batch_size)
-    dataset = tf.data.Dataset.from_generator(windows, output_signature=signature).flat_map(batches)
+    # Not `Dataset.from_generator`: on Python 3.11 its op sets glibc's mmap threshold to 128 KB for the whole process,
+    # and every training step's ~0.5 MB XLA buffer then comes from a fresh mmap (~600,000 page faults a run).
+    dataset = tf.data.Dataset.from_tensors(0).flat_map(window_starts).flat_map(batches)
     return dataset.apply(tf.data.experimental.assert_cardinality(batches_per_epoch)).prefetch(tf.data.AUTOTUNE)
+
+
+def pairs(bits: tf.Tensor) -> tf.Tensor:
+    """`one_hot_pairs` in TensorFlow, the same float32 values: a batch is encoded as it is gathered, on tf.data's
+    threads while the previous batch trains, not a whole window at every epoch's start."""
+    return tf.cast(tf.stack([bits == 1, bits == 0], axis=-1), tf.float32)
 
 
 class Validation(keras.callbacks.Callback):

@@ -195,7 +195,7 @@ def test_the_selected_member_is_saved_with_its_own_weights():
 @pytest.mark.parametrize("window_steps", [1 << 24, 24])  # one window; windows of 8 rows (2 batches)
 def test_batches_hold_every_row_once_an_epoch_in_a_new_order(monkeypatch, window_steps):
     monkeypatch.setattr(train_stage, "WINDOW_STEPS", window_steps)
-    bits = np.random.default_rng(0).integers(0, 2, size=(10, 3), dtype=np.uint8)
+    bits = np.random.default_rng(0).integers(0, 3, size=(10, 3), dtype=np.uint8)  # 0, 1 and PAD (2)
     weights = np.arange(30, dtype=np.float32).reshape(10, 3)  # row r starts with 3r: tells the rows apart
     dataset = shuffled_batches(bits, running_parity(bits), weights, batch_size=4, seed=0)
     epochs = [list(dataset), list(dataset)]
