@@ -113,16 +113,21 @@ class TrainedModel:
                     h *= gates[3 * units :]
         return hidden, cells
 
-    def __call__(self, inputs: np.ndarray) -> np.ndarray:
-        """Softmax outputs (count, steps, 2) for pair-encoded `inputs` (count, steps, 2) of any length."""
+    def probability_of_one(self, inputs: np.ndarray) -> np.ndarray:
+        """The softmax's slot 0, the probability of parity 1, step-major: (steps, count) for pair-encoded `inputs`
+        (count, steps, 2) of any length."""
         # Over two classes, softmax is the sigmoid of the difference of the logits: no reduction over a last axis
-        # of 2, which numpy does slowly. Computed step-major, in place, then written out in the inputs' order.
+        # of 2, which numpy does slowly. Computed step-major, in place.
         hidden = self._states(inputs)[0]
         weights = self.dense_kernel[:, 0] - self.dense_kernel[:, 1]
         negated = np.tensordot(-weights, hidden, axes=(0, 1))  # (steps, count)
         negated -= self.dense_bias[0] - self.dense_bias[1]
         with np.errstate(over="ignore"):
-            probability_of_one = sigmoid_of_negated(negated).T
+            return sigmoid_of_negated(negated)
+
+    def __call__(self, inputs: np.ndarray) -> np.ndarray:
+        """Softmax outputs (count, steps, 2) for pair-encoded `inputs` (count, steps, 2) of any length."""
+        probability_of_one = self.probability_of_one(inputs).T
         probabilities = np.empty((*probability_of_one.shape, 2), np.float32)
         probabilities[..., 0] = probability_of_one
         np.subtract(1, probability_of_one, out=probabilities[..., 1])
@@ -184,8 +189,10 @@ def score(probabilities: np.ndarray, parity: np.ndarray, real: np.ndarray | None
 Forward = Callable[[np.ndarray], np.ndarray]
 
 
-def score_by_length(forward: Forward, params: EvaluateParams) -> dict[str, dict]:
-    """Final-step and sequence accuracy on `sequences_per_length` fresh sequences of each length, in chunks."""
+def score_by_length(probability_of_one: Forward, params: EvaluateParams) -> dict[str, dict]:
+    """Final-step and sequence accuracy on `sequences_per_length` fresh sequences of each length, in chunks.
+    `probability_of_one` maps pair-encoded inputs (count, steps, 2) to step-major outputs (steps, count), like
+    `TrainedModel.probability_of_one`: no (count, steps, 2) array is made, the long lengths' largest cost."""
     results = {}
     for length in params.lengths:
         rng = np.random.default_rng([params.seed, length])
@@ -193,10 +200,12 @@ def score_by_length(forward: Forward, params: EvaluateParams) -> dict[str, dict]
         final_right = sequences_right = 0
         for start in range(0, params.sequences_per_length, chunk):
             bits = random_bits(rng, min(chunk, params.sequences_per_length - start), length)
-            parity = running_parity(bits)
-            correct = probability_of_truth(forward(one_hot_pairs(bits)), parity) > 0.5  # no padding here
-            final_right += int(correct[:, -1].sum())
-            sequences_right += int(correct.all(axis=1).sum())
+            odd = running_parity(bits).T == 1
+            one = probability_of_one(one_hot_pairs(bits))
+            # As `probability_of_truth(...) > 0.5`: the softmax's slot 1 is 1 - p rounded to float32, not p < 0.5.
+            correct = np.where(odd, one > 0.5, 1 - one > 0.5)  # no padding here
+            final_right += int(correct[-1].sum())
+            sequences_right += int(correct.all(axis=0).sum())
         results[str(length)] = {
             "final_step_accuracy": final_right / params.sequences_per_length,
             "sequence_accuracy": sequences_right / params.sequences_per_length,
@@ -215,7 +224,7 @@ def main() -> None:
     bits = load_bits(TEST_BITS)
     parity = load_parity(TEST_PARITY, bits)
     metrics, accuracy_by_position = score(model(one_hot_pairs(bits)), parity, real=bits != PAD)
-    by_length = score_by_length(model, params)
+    by_length = score_by_length(model.probability_of_one, params)
     write_metrics("evaluate", metrics | {"by_length": by_length})
 
     write_csv(ACCURACY_BY_POSITION, ["position", "accuracy"], enumerate(accuracy_by_position, 1))

@@ -51,7 +51,7 @@ def test_the_flip_flop_model_is_exactly_right(flip_flop_model):
 
 def test_lengths_far_beyond_training_are_scored_in_bounded_chunks(monkeypatch):
     params = EvaluateParams(lengths=[1, 7, 3000], sequences_per_length=30, seed=0)
-    forward = FLIP_FLOP
+    forward = FLIP_FLOP.probability_of_one
     assert score_by_length(forward, params) == {
         str(length): {"final_step_accuracy": 1.0, "sequence_accuracy": 1.0} for length in (1, 7, 3000)
     }
@@ -61,11 +61,27 @@ def test_lengths_far_beyond_training_are_scored_in_bounded_chunks(monkeypatch):
     assert shapes == [(3, 3000, 2)] * 10
 
 
+def test_scoring_by_length_decides_right_and_wrong_as_scoring_the_softmax_does():
+    # Just under 0.5 for parity 1 is wrong; for parity 0 the softmax's slot 1 holds 1 - p, which float32 rounds to
+    # exactly 0.5: not above 0.5, so wrong too (p < 0.5 would call it right).
+    just_under_half = np.float32(0.5) - np.float32(2.0**-25)
+    assert 1 - just_under_half == 0.5
+    params = EvaluateParams(lengths=[5], sequences_per_length=40, seed=0)
+    result = score_by_length(lambda inputs: np.full(inputs.shape[1::-1], just_under_half), params)
+    assert result == {"5": {"final_step_accuracy": 0.0, "sequence_accuracy": 0.0}}
+    bits = np.random.default_rng(0).integers(0, 2, (40, 5), dtype=np.uint8)
+    softmax = np.stack(np.broadcast_arrays(just_under_half, 1 - just_under_half), axis=-1)
+    metrics, _ = score(np.broadcast_to(softmax, (40, 5, 2)), running_parity(bits))
+    assert metrics["final_step_accuracy"] == metrics["sequence_accuracy"] == 0.0
+
+
 def test_a_wrong_model_scores_badly_at_length():
     weights = flip_flop_weights()
     weights[3] = -weights[3]  # the readout inverted: every step wrong
     weights[4] = -weights[4]
-    result = score_by_length(TrainedModel(*weights), EvaluateParams(lengths=[100], sequences_per_length=20, seed=0))
+    result = score_by_length(
+        TrainedModel(*weights).probability_of_one, EvaluateParams(lengths=[100], sequences_per_length=20, seed=0)
+    )
     assert result == {"100": {"final_step_accuracy": 0.0, "sequence_accuracy": 0.0}}
 
 
