@@ -1,3 +1,8 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -29,6 +34,8 @@ from stages.train import (
 )
 from tests.arrays import generated
 from tests.conftest import flip_flop_weights
+
+REPO = Path(__file__).resolve().parents[1]
 
 # Short sequences and a larger learning rate: a configuration that learns within seconds for this seed.
 EASY_DATA = DataParams(seq_len=10, min_len=None, count=4000, val_count=500, test_count=1000, seed=1)
@@ -139,6 +146,39 @@ def test_same_seed_gives_the_same_weights():
             np.testing.assert_array_equal(a, b)
 
 
+# Trains 1-unit members briefly and prints a digest of their weights; run in a process of its own, since XLA reads
+# XLA_FLAGS once a process.
+TRAIN_AND_DIGEST = """
+import hashlib
+from tests.test_train import EASY_TRAIN, fit
+population = fit(EASY_TRAIN.model_copy(update={"units": 1, "population": 3, "epochs": 2})).population
+print(hashlib.sha256(b"".join(w.tobytes() for k in range(3) for w in population.member(k))).hexdigest())
+"""
+
+
+def test_recurrent_loops_compiled_as_one_kernel_give_the_same_weights(tmp_path: Path):
+    """`stages` has XLA compile each small recurrent loop into one kernel (its speed-up); threshold 0 turns that
+    off. 1-unit members must train to the same bytes either way: the runs behind docs/results.md stay reproduced."""
+    digests = {}
+    for name, options in [
+        ("default", ""),
+        ("off", "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=0"),
+    ]:
+        dump = tmp_path / name
+        result = subprocess.run(
+            [sys.executable, "-c", TRAIN_AND_DIGEST],
+            env={**os.environ, "XLA_FLAGS": f"--xla_dump_to={dump} {options}", "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        digests[name] = result.stdout.split()[-1]
+        compiled = "".join(path.read_text() for path in dump.glob("*one_step_on_data*cpu_after_optimizations.txt"))
+        assert "while" in compiled, "no training step was dumped"
+        assert ("xla_cpu_small_call" in compiled) == (name == "default")
+    assert digests["default"] == digests["off"]
+
+
 def test_stop_at_accuracy_ends_training_at_the_first_epoch_a_member_reaches_it_on_validation():
     trained = fit(EASY_TRAIN.model_copy(update={"stop_at_accuracy": 0.9, "population": 2}))
     best = trained.val_accuracy.max(axis=1)
@@ -204,6 +244,7 @@ def test_batches_hold_every_row_once_an_epoch_in_a_new_order(monkeypatch, window
         inputs, targets, batch_weights = (np.concatenate(part) for part in zip(*batches, strict=True))
         rows = batch_weights[:, 0].astype(int) // 3
         assert sorted(rows) == list(range(10))
+        assert inputs.dtype == targets.dtype == np.float32
         np.testing.assert_array_equal(inputs, one_hot_pairs(bits[rows]))
         np.testing.assert_array_equal(targets, one_hot_pairs(running_parity(bits)[rows]))
         if window_steps == 24:  # every batch from one window of consecutive rows: reads stay local
