@@ -1,4 +1,5 @@
-"""params.yaml: every value is either accepted as valid or refused with one line naming the key."""
+"""params.yaml: every value is either accepted as valid or refused with one line naming the key (one per bad element
+of a list)."""
 
 import copy
 import os
@@ -55,12 +56,15 @@ def test_any_value_is_valid_or_refused_in_one_line_naming_the_key(tmp_path_facto
     try:
         loaded = load(tmp_path, section, params)
     except SystemExit as refused:
-        message = str(refused.code)
-        assert len(message.splitlines()) == 1 and f"{section}.{key}" in message, message
-        # The value refused: the whole one, or the list element the message names by its index.
-        element = re.search(rf"{section}\.{key}\.(\d+) = (.*?): ", message)
-        named = repr(value[int(element[1])]) == element[2] if element else repr(value) in message
-        assert named or "must be at most" in message, message
+        lines = str(refused.code).splitlines()
+        # One line, or one per bad element of a list, each naming the key and what it refuses: the whole value, or
+        # the list element it names by its index.
+        assert len(lines) == 1 or all(re.search(rf"{section}\.{key}\.\d+ = ", line) for line in lines), lines
+        for line in lines:
+            assert f"{section}.{key}" in line, line
+            element = re.search(rf"{section}\.{key}\.(\d+) = (.*?): ", line)
+            named = repr(value[int(element[1])]) == element[2] if element else repr(value) in line
+            assert named or "must be at most" in line, line
     else:
         assert not isinstance(value, bool)  # strict: `true` is no number
         assert getattr(loaded, key) == value
@@ -78,12 +82,20 @@ def test_any_value_is_valid_or_refused_in_one_line_naming_the_key(tmp_path_facto
         ("train", "stop_at_accuracy", 1.5, "train.stop_at_accuracy = 1.5: Input should be less than or equal to 1"),
         ("targets", "mode", "last", "targets.mode = 'last': Input should be 'running' or 'final'"),
         ("evaluate", "lengths", [], "evaluate.lengths = []: List should have at least 1 item after validation, not 0"),
+        (
+            "evaluate",
+            "lengths",
+            [0, 50, -1],
+            "evaluate.lengths.0 = 0: Input should be greater than 0\n{path}: evaluate.lengths.2 = -1: Input should be "
+            "greater than 0",
+        ),
     ],
 )
 def test_refusals_say_what_is_allowed(tmp_path, section, key, value, expected):
     params = copy.deepcopy(DEFAULTS)
     params[section][key] = value
-    assert refusal(tmp_path, section, params) == f"{tmp_path / 'params.yaml'}: {expected}"
+    path = tmp_path / "params.yaml"
+    assert refusal(tmp_path, section, params) == f"{path}: {expected.format(path=path)}"
 
 
 def test_a_misspelt_key_is_named_with_the_closest_valid_one(tmp_path):
