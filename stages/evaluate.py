@@ -186,13 +186,16 @@ def score(probabilities: np.ndarray, parity: np.ndarray, real: np.ndarray | None
     return metrics, by_position
 
 
+# Pair-encoded inputs (count, steps, 2) -> softmax outputs (count, steps, 2): a Keras model or a `TrainedModel`.
 Forward = Callable[[np.ndarray], np.ndarray]
+# Pair-encoded inputs (count, steps, 2) -> the probability of parity 1, step-major (steps, count), as
+# `TrainedModel.probability_of_one` gives it.
+ProbabilityOfOne = Callable[[np.ndarray], np.ndarray]
 
 
-def score_by_length(probability_of_one: Forward, params: EvaluateParams) -> dict[str, dict]:
+def score_by_length(probability_of_one: ProbabilityOfOne, params: EvaluateParams) -> dict[str, dict]:
     """Final-step and sequence accuracy on `sequences_per_length` fresh sequences of each length, in chunks.
-    `probability_of_one` maps pair-encoded inputs (count, steps, 2) to step-major outputs (steps, count), like
-    `TrainedModel.probability_of_one`: no (count, steps, 2) array is made, the long lengths' largest cost."""
+    Step-major, so no (count, steps, 2) array is made: the long lengths' largest cost."""
     results = {}
     for length in params.lengths:
         rng = np.random.default_rng([params.seed, length])

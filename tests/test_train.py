@@ -34,8 +34,7 @@ from stages.train import (
 )
 from tests.arrays import generated
 from tests.conftest import flip_flop_weights
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.scratch_repo import REPO
 
 # Short sequences and a larger learning rate: a configuration that learns within seconds for this seed.
 EASY_DATA = DataParams(seq_len=10, min_len=None, count=4000, val_count=500, test_count=1000, seed=1)
