@@ -1,5 +1,6 @@
 """The parity-LSTM pipeline: its DVC stages and the commands around them, each run as `python -m stages.<name>`."""
 
+import hashlib
 import os
 
 # TensorFlow's C++ start-up INFO lines (oneDNN, CPU features, the XLA service) read like errors: show its warnings
@@ -17,4 +18,14 @@ if "xla_backend_extra_options" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (
         f"{os.environ.get('XLA_FLAGS', '')} "
         f"--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold={SMALL_LOOP_BYTES}"
+    ).lstrip()
+
+# TensorFlow's opt-in persistent compilation cache (TF_XLA_FLAGS=--tf_xla_persistent_cache_directory=DIR) keys an
+# executable by the graph it compiles, not by XLA_FLAGS, so a cache filled under other XLA options would hand their
+# executables back (measured: 3-unit members then train to other bytes). Its file-name prefix names the options
+# instead. A prefix of the user's own is left as it is.
+if "tf_xla_persistent_cache_prefix" not in os.environ.get("TF_XLA_FLAGS", ""):
+    XLA_OPTIONS_DIGEST = hashlib.sha256(os.environ["XLA_FLAGS"].encode()).hexdigest()[:16]
+    os.environ["TF_XLA_FLAGS"] = (
+        f"{os.environ.get('TF_XLA_FLAGS', '')} --tf_xla_persistent_cache_prefix=xla_compile_cache_{XLA_OPTIONS_DIGEST}"
     ).lstrip()

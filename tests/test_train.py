@@ -145,37 +145,51 @@ def test_same_seed_gives_the_same_weights():
             np.testing.assert_array_equal(a, b)
 
 
-# Trains 1-unit members briefly and prints a digest of their weights; run in a process of its own, since XLA reads
-# XLA_FLAGS once a process.
+# Trains members briefly and prints a digest of their weights; run in a process of its own, since XLA reads XLA_FLAGS
+# once a process.
 TRAIN_AND_DIGEST = """
-import hashlib
+import hashlib, sys
 from tests.test_train import EASY_TRAIN, fit
-population = fit(EASY_TRAIN.model_copy(update={"units": 1, "population": 3, "epochs": 2})).population
+population = fit(EASY_TRAIN.model_copy(update={"units": int(sys.argv[1]), "population": 3, "epochs": 2})).population
 print(hashlib.sha256(b"".join(w.tobytes() for k in range(3) for w in population.member(k))).hexdigest())
 """
+ONE_KERNEL_OFF = "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=0"
+
+
+def train_and_digest(units: int, **environment: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", TRAIN_AND_DIGEST, str(units)],
+        env={**os.environ, **environment, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.split()[-1]
 
 
 def test_recurrent_loops_compiled_as_one_kernel_give_the_same_weights(tmp_path: Path):
     """`stages` has XLA compile each small recurrent loop into one kernel (its speed-up); threshold 0 turns that
     off. 1-unit members must train to the same bytes either way: the runs behind docs/results.md stay reproduced."""
     digests = {}
-    for name, options in [
-        ("default", ""),
-        ("off", "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=0"),
-    ]:
+    for name, options in [("default", ""), ("off", ONE_KERNEL_OFF)]:
         dump = tmp_path / name
-        result = subprocess.run(
-            [sys.executable, "-c", TRAIN_AND_DIGEST],
-            env={**os.environ, "XLA_FLAGS": f"--xla_dump_to={dump} {options}", "PYTHONPATH": str(REPO)},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        digests[name] = result.stdout.split()[-1]
+        digests[name] = train_and_digest(1, XLA_FLAGS=f"--xla_dump_to={dump} {options}")
         compiled = "".join(path.read_text() for path in dump.glob("*one_step_on_data*cpu_after_optimizations.txt"))
         assert "while" in compiled, "no training step was dumped"
         assert ("xla_cpu_small_call" in compiled) == (name == "default")
     assert digests["default"] == digests["off"]
+
+
+def test_the_persistent_compilation_cache_never_hands_back_what_other_xla_options_compiled(tmp_path: Path):
+    """TensorFlow keys its opt-in persistent cache by the compiled graph, not by XLA_FLAGS; `stages` names the XLA
+    options in the cache's file names. 2-unit members train to other bytes with the one-kernel loops off: a cache
+    filled that way must not change what a default run trains."""
+    cache = {"TF_XLA_FLAGS": f"--tf_xla_persistent_cache_directory={tmp_path}"}
+    filled_with_the_loops_off = train_and_digest(2, XLA_FLAGS=ONE_KERNEL_OFF, **cache)
+    assert list(tmp_path.iterdir()), "nothing was cached"
+    default = train_and_digest(2)
+    assert default != filled_with_the_loops_off, "the options no longer change these bytes: the test shows nothing"
+    assert train_and_digest(2, **cache) == default
 
 
 def test_stop_at_accuracy_ends_training_at_the_first_epoch_a_member_reaches_it_on_validation():
