@@ -170,7 +170,7 @@ def measure_stages(repo: Path) -> dict:
 
 def measure_baseline(test_bits: Path) -> dict:
     """The reference program, run as a user runs it: without the XLA options that importing `stages` adds to this
-    process's XLA_FLAGS (the population, seeds and members parts import it)."""
+    process's XLA_FLAGS (most other parts import it)."""
     out = test_bits.with_name("baseline.json")
     with environment(XLA_FLAGS=STARTING_XLA_FLAGS):
         command = (sys.executable, "-m", "bench.reference", "2", str(test_bits), str(out))
