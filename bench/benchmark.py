@@ -58,7 +58,8 @@ IN_MEMORY_REV = "2e8db1f"
 SCALE_PARAMS = {"count": 10_000_000, "seq_len": 100, "test_count": 10_000}
 SCALE_MEMORY_LIMIT_MIB = 512
 NOOP_LIMIT_S = 1.0
-STARTING_XLA_FLAGS = os.environ.get("XLA_FLAGS")
+# XLA_FLAGS and TF_XLA_FLAGS as the bench found them, before any part imports `stages`, which adds to both.
+STARTING_XLA_ENVIRONMENT = {name: os.environ.get(name) for name in ("XLA_FLAGS", "TF_XLA_FLAGS")}
 EARLY_STOP_ACCURACY = 0.99
 
 
@@ -170,9 +171,9 @@ def measure_stages(repo: Path) -> dict:
 
 def measure_baseline(test_bits: Path) -> dict:
     """The reference program, run as a user runs it: without the XLA options that importing `stages` adds to this
-    process's XLA_FLAGS (most other parts import it)."""
+    process's environment (most other parts import it)."""
     out = test_bits.with_name("baseline.json")
-    with environment(XLA_FLAGS=STARTING_XLA_FLAGS):
+    with environment(**STARTING_XLA_ENVIRONMENT):
         command = (sys.executable, "-m", "bench.reference", "2", str(test_bits), str(out))
         result = {"end_to_end_s": timed(run, ROOT, *command)}
     return json.loads(out.read_text()) | result
