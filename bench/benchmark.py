@@ -1,6 +1,6 @@
 """Benchmark: the reference program's method against this pipeline with the default params, and the pipeline at scale.
 
-    python bench/benchmark.py [--parts speed streaming scale] [--repeats 3] [--out bench/results.json]
+    python bench/benchmark.py [--parts speed streaming scale] [--repeats 3] [--seeds 1000 1008 ...]
 
 speed      wall times and speed-ups over the baseline (bench/reference.py, ~2 minutes, run once after each
            pipeline repeat); each pipeline repeat runs a clean `dvc repro` with the defaults in a fresh scratch
@@ -23,11 +23,20 @@ airflow    one grid of AIRFLOW_SEEDS default-size experiments (seeds 0-7) run tw
 members    tuning evidence for the selection rule: a population of 100 (seeds 0-99, reference settings), each
            member's validation final-step accuracy and its final-step accuracy on 1,000 fresh sequences of length
            10,000 from a stream no stage draws (not the test set) (~12 minutes)
+reproducibility
+           the default run's `train` and `evaluate` under every XLA instruction-set ceiling this CPU allows, oneDNN
+           on and off, and 1 and all intra-op threads: model md5, final training loss, held-out metrics (~10 minutes)
+confirmation
+           the reliable configuration (`dvc exp run -S train.population=8`) once per seed of --seeds, one after the
+           other in one scratch repo, and its convergence table (~1 minute a seed)
 
-Prints tables and writes them, with every measurement, to JSON.
+Prints tables and writes each part's, with every measurement and a stamp (commit, date, CPU model, cores, library
+versions), to bench/results/<part>.json.
 """
 
 import argparse
+import hashlib
+import itertools
 import json
 import os
 import platform
@@ -39,8 +48,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
@@ -343,6 +353,7 @@ def measure_scale(scratch: Path) -> dict:
 POPULATIONS = (1, 4, 20, 100)
 POPULATION_EPOCHS = 3
 SWEEP_SEEDS = 20
+SEEDS_RATIO_TARGET = 1 / 3
 
 
 def measure_population(scratch: Path, repeats: int) -> dict:
@@ -426,13 +437,14 @@ def measure_seeds(scratch: Path, repeats: int) -> dict:
     # The committed default run is one of the queued runs again (the same params): counted once.
     rows = summarise(json.loads(dvc(repo, "exp", "show", "--json", stderr=False)))
     ratio = population_s / separate_s
+    met = "met" if ratio <= SEEDS_RATIO_TARGET else "not met"
     lines = [
         "| seeds 0-19, reference settings | wall time |",
         "| --- | --- |",
         f"| {SWEEP_SEEDS} queued `dvc exp run`s, `dvc queue start -j 2` | {separate_s:.0f} s |",
         f"| one `dvc exp run -S train.population={SWEEP_SEEDS}` | {population_s:.0f} s |",
         "",
-        f"Population / separate runs: {ratio:.2f} (target <= 0.33).",
+        f"Population / separate runs: {ratio:.3f} (target <= {SEEDS_RATIO_TARGET:.3f}: {met}).",
         "",
         table(rows),
     ]
@@ -571,6 +583,101 @@ def measure_members(scratch: Path, repeats: int) -> dict:
     return {"figures": figures, "members": members, "table": table}
 
 
+# XLA's instruction-set ceilings (`--xla_cpu_max_isa`) from the oldest up; "host": no ceiling, all this CPU has.
+ISA_LEVELS = ("SSE4_2", "AVX", "AVX2", "AVX512", "host")
+# The CPU flag each ceiling needs: a ceiling above what the CPU has would change nothing.
+ISA_FLAGS = {"SSE4_2": "sse4_2", "AVX": "avx", "AVX2": "avx2", "AVX512": "avx512f", "host": "fpu"}
+
+
+def cpu_info() -> dict:
+    """The CPU's model name and flags, as Linux reports them."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
+    return {"model": fields.get("model name\t", "").strip(), "flags": set(fields.get("flags\t", "").split())}
+
+
+def file_md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def measure_reproducibility(scratch: Path, repeats: int) -> dict:
+    """`train` and `evaluate` with the defaults under each XLA instruction-set ceiling the CPU supports, oneDNN on and
+    off, and 1 and the default number of intra-op threads, on the same data: what each run's outputs are."""
+    repo = make_scratch_repo(scratch / "reproducibility")
+    dvc(repo, "repro", "targets")
+    flags = cpu_info()["flags"]
+    levels = [level for level in ISA_LEVELS if ISA_FLAGS[level] in flags]
+    runs = []
+    for level, onednn, threads in itertools.product(levels, ("0", "1"), (None, "1")):
+        xla_flags = STARTING_XLA_ENVIRONMENT["XLA_FLAGS"] or ""
+        if level != "host":
+            xla_flags = f"{xla_flags} --xla_cpu_max_isa={level}".strip()
+        with environment(XLA_FLAGS=xla_flags or None, TF_ENABLE_ONEDNN_OPTS=onednn, TF_NUM_INTRAOP_THREADS=threads):
+            train_s = stage(repo, "train")
+            stage(repo, "evaluate")
+        plots = sorted((repo / "metrics/train/plots").rglob("*.tsv"))
+        runs.append(
+            {
+                "isa": level,
+                "onednn": onednn == "1",
+                "intra_op_threads": int(threads or os.cpu_count()),
+                "train_s": train_s,
+                "model_md5": file_md5(repo / "models/model.keras"),
+                "train_metrics": read_json(repo / "metrics/train/metrics.json"),
+                "train_plots_md5": {str(path.relative_to(repo)): file_md5(path) for path in plots},
+                "evaluate": read_json(repo / "metrics/evaluate.json"),
+                "evaluate_md5": file_md5(repo / "metrics/evaluate.json"),
+                "evaluate_states_md5": file_md5(repo / "metrics/evaluate_states.csv"),
+            }
+        )
+        print(f"{level}, oneDNN {onednn}, threads {threads or 'default'}: {runs[-1]['model_md5']}", flush=True)
+    lines = [
+        "| XLA ISA ceiling | oneDNN | intra-op threads | model md5 | final training loss | evaluate.json md5 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for figures in runs:
+        lines.append(
+            f"| {figures['isa']} | {'on' if figures['onednn'] else 'off'} | {figures['intra_op_threads']} "
+            f"| `{figures['model_md5'][:8]}` | {figures['train_metrics']['train']['loss']!r} "
+            f"| `{figures['evaluate_md5'][:8]}` |"
+        )
+    return {"runs": runs, "table": "\n".join(lines)}
+
+
+CONFIRMATION_POPULATION = 8
+# The confirmation seeds: train.seed 1000, 1008, ..., 1792, so members are seeds 1000-1799, none seen in tuning.
+CONFIRMATION_SEEDS = tuple(range(1000, 1800, CONFIRMATION_POPULATION))
+
+
+def measure_confirmation(scratch: Path, seeds: list[int], store: Callable[[dict], None]) -> dict:
+    """`dvc exp run -S train.seed=<seed> -S train.population=8` for each seed, one after the other in one scratch repo
+    whose default run is done, and the convergence table of those experiments. The runs done so far are stored after
+    each, so a long confirmation interrupted keeps what it measured."""
+    from stages.convergence import summarise, table
+
+    repo = default_run_repo(scratch / "confirmation")
+    names, result = [], {}
+    for seed in seeds:
+        name = f"confirm-{seed}"
+        started = time.perf_counter()
+        dvc(
+            repo,
+            "exp",
+            "run",
+            "-n",
+            name,
+            "-S",
+            f"train.seed={seed}",
+            "-S",
+            f"train.population={CONFIRMATION_POPULATION}",
+        )
+        names.append(name)
+        rows = summarise(json.loads(dvc(repo, "exp", "show", "--json", stderr=False)), names=set(names))
+        result = {"seeds": seeds[: len(names)], "rows": rows, "table": table(rows)}
+        store(result)
+        print(f"seed {seed}: {time.perf_counter() - started:.0f} s; {len(names)}/{len(seeds)} runs done", flush=True)
+    return result
+
+
 PARTS = {
     "speed": measure_speed,
     "streaming": measure_streaming,
@@ -579,30 +686,54 @@ PARTS = {
     "seeds": measure_seeds,
     "airflow": measure_airflow,
     "members": measure_members,
+    "reproducibility": measure_reproducibility,
+    "confirmation": measure_confirmation,
 }
+RESULTS = ROOT / "bench/results"
+
+
+def stamp() -> dict:
+    """What a result was measured with: the code's commit, the date, the machine and the library versions."""
+    cpu = cpu_info()
+    changed = run(ROOT, "git", "status", "--porcelain", "--untracked-files=no", stderr=False).strip()
+    return {
+        "commit": run(ROOT, "git", "rev-parse", "HEAD", stderr=False).strip(),
+        "uncommitted_changes": bool(changed),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu_model": cpu["model"],
+        "cpu_features": sorted(cpu["flags"] & {"avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile"}),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {package: version(package) for package in ("tensorflow-cpu", "keras", "numpy", "dvc", "dvclive")},
+    }
+
+
+def store(part: str, result: dict, out: Path = RESULTS) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{part}.json").write_text(json.dumps({"stamp": stamp()} | result, indent=2) + "\n")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=[p for p in PARTS if p != "confirmation"])
     parser.add_argument("--repeats", type=int, default=3, help="repeats of timed runs (medians are reported)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench/results.json")
+    parser.add_argument("--seeds", type=int, nargs="+", default=CONFIRMATION_SEEDS, help="the confirmation's seeds")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the folder of the parts' results")
     args = parser.parse_args()
 
-    # Parts not run this time keep their last results.
-    results = json.loads(args.out.read_text()) if args.out.exists() else {}
-    results["machine"] = {
-        "cpus": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        **{package: version(package) for package in ("tensorflow-cpu", "keras", "numpy", "dvc")},
-    }
     with tempfile.TemporaryDirectory() as scratch:
         for part in args.parts:
-            arguments = (Path(scratch),) if part == "scale" else (Path(scratch), args.repeats)
-            results[part] = PARTS[part](*arguments)
-            print(results[part]["table"], flush=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+            if part == "confirmation":
+                result = measure_confirmation(
+                    Path(scratch), list(args.seeds), lambda r: store("confirmation", r, args.out)
+                )
+            elif part == "scale":
+                result = measure_scale(Path(scratch))
+            else:
+                result = PARTS[part](Path(scratch), args.repeats)
+            store(part, result, args.out)
+            print(result["table"], flush=True)
 
 
 if __name__ == "__main__":

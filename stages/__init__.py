@@ -6,6 +6,11 @@ import os
 # TensorFlow's C++ start-up INFO lines (oneDNN, CPU features, the XLA service) read like errors: show its warnings
 # and errors only. Set here, before any stage imports TensorFlow; TF_CPP_MIN_LOG_LEVEL=0 in the environment shows all.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+# On CPUs with AVX-512 VNNI or AMX, TensorFlow turns its oneDNN kernels on and announces it in two absl lines that
+# TF_CPP_MIN_LOG_LEVEL does not reach. Off, as on every other CPU, so every CPU runs the same kernels for the graph
+# ops (training is compiled by XLA either way: docs/reproducibility.md); warnings and errors still show.
+# TF_ENABLE_ONEDNN_OPTS=1 in the environment turns them on.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
 def add_flag(variable: str, flag: str, value: str) -> None:
