@@ -591,8 +591,9 @@ ISA_FLAGS = {"SSE4_2": "sse4_2", "AVX": "avx", "AVX2": "avx2", "AVX512": "avx512
 
 def cpu_info() -> dict:
     """The CPU's model name and flags, as Linux reports them."""
-    fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
-    return {"model": fields.get("model name\t", "").strip(), "flags": set(fields.get("flags\t", "").split())}
+    lines = (line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in lines}
+    return {"model": fields.get("model name", ""), "flags": set(fields.get("flags", "").split())}
 
 
 def file_md5(path: Path) -> str:

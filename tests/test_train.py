@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import keras
@@ -156,10 +157,13 @@ print(hashlib.sha256(b"".join(w.tobytes() for k in range(3) for w in population.
 ONE_KERNEL_OFF = "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=0"
 
 
-def train_and_digest(units: int, **environment: str) -> str:
+def train_and_digest(units: int, xla_options: str = "", **environment: str) -> str:
+    """The digest of `units`-unit members trained in a process of their own, with `xla_options` added to XLA_FLAGS
+    as the environment has it (a run under `--xla_cpu_max_isa=...` keeps its ceiling)."""
+    xla_flags = f"{os.environ.get('XLA_FLAGS', '')} {xla_options}".strip()
     result = subprocess.run(
         [sys.executable, "-c", TRAIN_AND_DIGEST, str(units)],
-        env={**os.environ, **environment, "PYTHONPATH": str(REPO)},
+        env={**os.environ, **environment, "XLA_FLAGS": xla_flags, "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
         check=True,
@@ -173,23 +177,39 @@ def test_recurrent_loops_compiled_as_one_kernel_give_the_same_weights(tmp_path: 
     digests = {}
     for name, options in [("default", ""), ("off", ONE_KERNEL_OFF)]:
         dump = tmp_path / name
-        digests[name] = train_and_digest(1, XLA_FLAGS=f"--xla_dump_to={dump} {options}")
+        digests[name] = train_and_digest(1, f"--xla_dump_to={dump} {options}")
         compiled = "".join(path.read_text() for path in dump.glob("*one_step_on_data*cpu_after_optimizations.txt"))
         assert "while" in compiled, "no training step was dumped"
         assert ("xla_cpu_small_call" in compiled) == (name == "default")
     assert digests["default"] == digests["off"]
 
 
+def cache_entries(cache: Path) -> dict[str, set[str]]:
+    """The persistent cache's executables: {file-name prefix: the graph keys (the rest of the name) under it}."""
+    entries = defaultdict(set)
+    for path in cache.iterdir():
+        prefix, key = path.name.split("__", 1)
+        entries[prefix].add(key)
+    return entries
+
+
 def test_the_persistent_compilation_cache_never_hands_back_what_other_xla_options_compiled(tmp_path: Path):
-    """TensorFlow keys its opt-in persistent cache by the compiled graph, not by XLA_FLAGS; `stages` names the XLA
-    options in the cache's file names. 2-unit members train to other bytes with the one-kernel loops off: a cache
-    filled that way must not change what a default run trains."""
+    """TensorFlow keys its opt-in persistent cache by the compiled graph, not by XLA_FLAGS (on some CPUs a default
+    run handed the executables compiled with the one-kernel loops off trained to other bytes); `stages` names the
+    XLA options in the cache's file names. Shown from the cache's files, whatever the CPU: the default run compiles
+    the very graphs the loops-off run cached, stores them under a name of its own instead of reading those, and
+    trains what it trains without a cache."""
     cache = {"TF_XLA_FLAGS": f"--tf_xla_persistent_cache_directory={tmp_path}"}
-    filled_with_the_loops_off = train_and_digest(2, XLA_FLAGS=ONE_KERNEL_OFF, **cache)
-    assert list(tmp_path.iterdir()), "nothing was cached"
-    default = train_and_digest(2)
-    assert default != filled_with_the_loops_off, "the options no longer change these bytes: the test shows nothing"
-    assert train_and_digest(2, **cache) == default
+    train_and_digest(2, ONE_KERNEL_OFF, **cache)
+    (loops_off,) = cache_entries(tmp_path).items()
+    assert train_and_digest(2, **cache) == train_and_digest(2)
+    after_default = cache_entries(tmp_path)
+    assert after_default.pop(loops_off[0]) == loops_off[1], "the default run changed the other options' entries"
+    (default,) = after_default.items()
+    assert default[1] == loops_off[1], "the same graphs: without the prefix the default run would read these"
+    # The name is the options': a second default run finds its entries and stores nothing new.
+    train_and_digest(2, **cache)
+    assert cache_entries(tmp_path) == {loops_off[0]: loops_off[1], default[0]: default[1]}
 
 
 def test_stop_at_accuracy_ends_training_at_the_first_epoch_a_member_reaches_it_on_validation():
