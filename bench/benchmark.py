@@ -593,7 +593,12 @@ def cpu_info() -> dict:
     """The CPU's model name and flags, as Linux reports them."""
     lines = (line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
     fields = {key.strip(): value.strip() for key, value in lines}
-    return {"model": fields.get("model name", ""), "flags": set(fields.get("flags", "").split())}
+    return {
+        "model": fields.get("model name", ""),
+        # Virtual machines may show a generic model name: family, model and stepping still tell CPUs apart.
+        "id": f"family {fields.get('cpu family')}, model {fields.get('model')}, stepping {fields.get('stepping')}",
+        "flags": set(fields.get("flags", "").split()),
+    }
 
 
 def file_md5(path: Path) -> str:
@@ -702,6 +707,7 @@ def stamp() -> dict:
         "uncommitted_changes": bool(changed),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpu_model": cpu["model"],
+        "cpu_id": cpu["id"],
         "cpu_features": sorted(cpu["flags"] & {"avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile"}),
         "cores": os.cpu_count(),
         "platform": platform.platform(),
