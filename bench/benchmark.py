@@ -26,6 +26,8 @@ members    tuning evidence for the selection rule: a population of 100 (seeds 0-
 reproducibility
            the default run's `train` and `evaluate` under every XLA instruction-set ceiling this CPU allows, oneDNN
            on and off, and 1 and all intra-op threads: model md5, final training loss, held-out metrics (~10 minutes)
+variants   the defaults, seed 2 and the label and length variants (`targets.mode`, `data.min_len`), one
+           `dvc exp run` each: held-out figures and length generalization (~4 minutes)
 confirmation
            the reliable configuration (`dvc exp run -S train.population=8`) once per seed of --seeds, one after the
            other in one scratch repo, and its convergence table (~1 minute a seed)
@@ -35,6 +37,7 @@ versions), to bench/results/<part>.json.
 """
 
 import argparse
+import functools
 import hashlib
 import itertools
 import json
@@ -649,6 +652,50 @@ def measure_reproducibility(scratch: Path, repeats: int) -> dict:
     return {"runs": runs, "table": "\n".join(lines)}
 
 
+# One seed each (single draws, not rates): the label and length variants from the defaults, and a second seed.
+VARIANTS = {
+    "defaults": {},
+    "seed 2": {"train.seed": 2},
+    "running labels, lengths 1-50": {"data.min_len": 1},
+    "final labels, fixed length": {"targets.mode": "final"},
+    "final labels, lengths 1-50": {"targets.mode": "final", "data.min_len": 1},
+}
+
+
+def measure_variants(scratch: Path, repeats: int) -> dict:
+    """Each of VARIANTS as one `dvc exp run` from a repo whose default run is done; every varied key is set in every
+    run, since an experiment leaves its params in the workspace."""
+    repo = default_run_repo(scratch / "variants")
+    defaults = yaml.safe_load((repo / "params.yaml").read_text())
+    varied = {key for changes in VARIANTS.values() for key in changes}
+    runs = {}
+    for label, changes in VARIANTS.items():
+        values = {key: changes.get(key, defaults[key.split(".")[0]][key.split(".")[1]]) for key in sorted(varied)}
+        settings = [f"{key}={'null' if value is None else value}" for key, value in values.items()]
+        dvc(repo, "exp", "run", *itertools.chain.from_iterable(("-S", setting) for setting in settings))
+        runs[label] = {
+            "set": settings,
+            "evaluate": read_json(repo / "metrics/evaluate.json"),
+            "train": read_json(repo / "metrics/train/metrics.json"),
+        }
+        print(f"{label}: done", flush=True)
+    lines = [
+        "| variant | `dvc exp run` with | final-step accuracy | sequence accuracy | mean final confidence "
+        "| final-step accuracy at the longest length | validation final-step accuracy |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, figures in runs.items():
+        held_out, by_length = figures["evaluate"], figures["evaluate"]["by_length"]
+        longest = by_length[max(by_length, key=int)]["final_step_accuracy"]
+        lines.append(
+            f"| {label} | `{' '.join('-S ' + setting for setting in figures['set'])}` "
+            f"| {held_out['final_step_accuracy']:.4f} | {held_out['sequence_accuracy']:.4f} "
+            f"| {held_out['mean_final_confidence']:.4f} | {longest:.4f} "
+            f"| {figures['train']['val']['selected_final_step_accuracy']:.4f} |"
+        )
+    return {"runs": runs, "table": "\n".join(lines)}
+
+
 CONFIRMATION_POPULATION = 8
 # The confirmation seeds: train.seed 1000, 1008, ..., 1792, so members are seeds 1000-1799, none seen in tuning.
 CONFIRMATION_SEEDS = tuple(range(1000, 1800, CONFIRMATION_POPULATION))
@@ -693,6 +740,7 @@ PARTS = {
     "airflow": measure_airflow,
     "members": measure_members,
     "reproducibility": measure_reproducibility,
+    "variants": measure_variants,
     "confirmation": measure_confirmation,
 }
 RESULTS = ROOT / "bench/results"
@@ -716,9 +764,9 @@ def stamp() -> dict:
     }
 
 
-def store(part: str, result: dict, out: Path = RESULTS) -> None:
+def store(part: str, stamped: dict, result: dict, *, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{part}.json").write_text(json.dumps({"stamp": stamp()} | result, indent=2) + "\n")
+    (out / f"{part}.json").write_text(json.dumps({"stamp": stamped} | result, indent=2) + "\n")
 
 
 def main() -> None:
@@ -731,15 +779,16 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         for part in args.parts:
+            started, stamped = time.perf_counter(), stamp()  # the code and machine as the part starts
             if part == "confirmation":
                 result = measure_confirmation(
-                    Path(scratch), list(args.seeds), lambda r: store("confirmation", r, args.out)
+                    Path(scratch), list(args.seeds), functools.partial(store, part, stamped, out=args.out)
                 )
             elif part == "scale":
                 result = measure_scale(Path(scratch))
             else:
                 result = PARTS[part](Path(scratch), args.repeats)
-            store(part, result, args.out)
+            store(part, stamped, result | {"part_wall_s": time.perf_counter() - started}, out=args.out)
             print(result["table"], flush=True)
 
 
