@@ -38,6 +38,8 @@ from stages.common import (
 ACCURACY_BY_POSITION = METRICS_DIR / "evaluate_accuracy_by_position.csv"
 ACCURACY_BY_LENGTH = METRICS_DIR / "evaluate_accuracy_by_length.csv"
 STATES = METRICS_DIR / "evaluate_states.csv"
+# Decimals of metrics/evaluate.json's mean final confidence: finer than 10,000 test sequences tell it.
+CONFIDENCE_DECIMALS = 5
 # Steps scored per call when testing long sequences: bounds memory whatever the length (~400 MB peak at the
 # defaults), and makes each default length one call: the time goes into the loop over steps, so fewer, wider
 # calls are faster.
@@ -227,6 +229,9 @@ def main() -> None:
     bits = load_bits(TEST_BITS)
     parity = load_parity(TEST_PARITY, bits)
     metrics, accuracy_by_position = score(model(one_hot_pairs(bits)), parity, real=bits != PAD)
+    # Accuracies are exact counts; the confidence's last digits could follow the model's last bits, which differ
+    # between CPUs (docs/reproducibility.md).
+    metrics["mean_final_confidence"] = round(metrics["mean_final_confidence"], CONFIDENCE_DECIMALS)
     by_length = score_by_length(model.probability_of_one, params)
     write_metrics("evaluate", metrics | {"by_length": by_length})
 

@@ -43,6 +43,9 @@ STEPS_PER_EXECUTION = 1024
 WINDOW_STEPS = 1 << 23
 # Sequence steps times members scored in one call on the validation set: bounds its memory at any size.
 VALIDATION_CHUNK = 1 << 22
+# Significant digits of the logged training loss: its later digits follow the weights' last bits, which the CPU's
+# instruction set decides (docs/reproducibility.md), and an epoch's mean loss means nothing finer.
+LOSS_DIGITS = 4
 
 
 def reference_model(units: int, forget_bias: float = 1.0) -> keras.Sequential:
@@ -268,7 +271,8 @@ class LogEpoch(keras.callbacks.Callback):
         self.live, self.members = live, members
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.live.log_metric("train/loss", logs["loss"] / self.members)  # a member's mean loss
+        loss = logs["loss"] / self.members  # a member's mean loss
+        self.live.log_metric("train/loss", float(f"{loss:.{LOSS_DIGITS}g}"))
         self.live.log_metric("val/best_final_step_accuracy", logs["val_best_final_step_accuracy"])
         self.live.log_metric("val/converged_share", logs["val_converged_share"])
         self.live.next_step()

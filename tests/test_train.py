@@ -201,15 +201,43 @@ def test_the_persistent_compilation_cache_never_hands_back_what_other_xla_option
     trains what it trains without a cache."""
     cache = {"TF_XLA_FLAGS": f"--tf_xla_persistent_cache_directory={tmp_path}"}
     train_and_digest(2, ONE_KERNEL_OFF, **cache)
-    (loops_off,) = cache_entries(tmp_path).items()
+    loops_off = cache_entries(tmp_path)
+    assert len(loops_off) == 1, "nothing was cached"
     assert train_and_digest(2, **cache) == train_and_digest(2)
-    after_default = cache_entries(tmp_path)
-    assert after_default.pop(loops_off[0]) == loops_off[1], "the default run changed the other options' entries"
-    (default,) = after_default.items()
-    assert default[1] == loops_off[1], "the same graphs: without the prefix the default run would read these"
+    entries = cache_entries(tmp_path)
+    default = {prefix: keys for prefix, keys in entries.items() if prefix not in loops_off}
+    assert default, "the default run stored nothing: it read the executables compiled with the loops off"
+    assert list(default.values()) == list(loops_off.values()), "not the same graphs: the test shows nothing"
+    assert entries == loops_off | default, "the default run changed the other options' entries"
     # The name is the options': a second default run finds its entries and stores nothing new.
     train_and_digest(2, **cache)
-    assert cache_entries(tmp_path) == {loops_off[0]: loops_off[1], default[0]: default[1]}
+    assert cache_entries(tmp_path) == entries
+
+
+# Imports TensorFlow as a stage does, compiles with XLA, and logs a warning through TensorFlow's logger.
+START_TENSORFLOW = """
+import stages, tensorflow as tf
+tf.function(lambda x: x + 1, jit_compile=True)(tf.constant(1.0))
+tf.get_logger().warning("a warning from TensorFlow")
+"""
+
+
+def test_tensorflow_starts_without_start_up_lines_and_still_shows_its_warnings():
+    """On CPUs with AVX-512 VNNI or AMX, TensorFlow turns oneDNN on and announces it in absl lines; `stages` turns it
+    off by default. TF_ENABLE_ONEDNN_OPTS=1 turns it on on any CPU, so the announcement is seen, whatever the CPU."""
+
+    def stderr(**environment: str) -> str:
+        # The defaults `stages` sets, unless the environment given sets them.
+        unset = {"TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL"}
+        env = {name: value for name, value in os.environ.items() if name not in unset}
+        env |= {"PYTHONPATH": str(REPO), **environment}
+        result = subprocess.run([sys.executable, "-c", START_TENSORFLOW], env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return result.stderr
+
+    announced = stderr(TF_ENABLE_ONEDNN_OPTS="1")
+    assert "oneDNN custom operations are on" in announced, "the announcement to hide did not show"
+    assert stderr().splitlines() == ["WARNING:tensorflow:a warning from TensorFlow"]
 
 
 def test_stop_at_accuracy_ends_training_at_the_first_epoch_a_member_reaches_it_on_validation():
