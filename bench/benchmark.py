@@ -29,8 +29,8 @@ reproducibility
 variants   the defaults, seed 2 and the label and length variants (`targets.mode`, `data.min_len`), one
            `dvc exp run` each: held-out figures and length generalization (~4 minutes)
 confirmation
-           the reliable configuration (`dvc exp run -S train.population=8`) once per seed of --seeds, one after the
-           other in one scratch repo, and its convergence table (~1 minute a seed)
+           the reliable configuration (`dvc exp run -S train.population=8`) once per seed of --seeds, queued in one
+           scratch repo and run by two queue workers, and its convergence table
 
 Prints tables and writes each part's, with every measurement and a stamp (commit, date, CPU model, cores, library
 versions), to bench/results/<part>.json.
@@ -43,6 +43,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -699,35 +700,34 @@ def measure_variants(scratch: Path, repeats: int) -> dict:
 CONFIRMATION_POPULATION = 8
 # The confirmation seeds: train.seed 1000, 1008, ..., 1792, so members are seeds 1000-1799, none seen in tuning.
 CONFIRMATION_SEEDS = tuple(range(1000, 1800, CONFIRMATION_POPULATION))
+CONFIRMATION_WORKERS = 2
 
 
 def measure_confirmation(scratch: Path, seeds: list[int], store: Callable[[dict], None]) -> dict:
-    """`dvc exp run -S train.seed=<seed> -S train.population=8` for each seed, one after the other in one scratch repo
-    whose default run is done, and the convergence table of those experiments. The runs done so far are stored after
-    each, so a long confirmation interrupted keeps what it measured."""
+    """`dvc exp run -S train.seed=<seed> -S train.population=8` for each seed, queued in one scratch repo whose default
+    run is done and run by CONFIRMATION_WORKERS queue workers, and the convergence table of those experiments. The
+    finished runs are stored every minute, so a long confirmation interrupted keeps what it measured."""
     from stages.convergence import summarise, table
 
     repo = default_run_repo(scratch / "confirmation")
-    names, result = [], {}
-    for seed in seeds:
-        name = f"confirm-{seed}"
-        started = time.perf_counter()
-        dvc(
-            repo,
-            "exp",
-            "run",
-            "-n",
-            name,
-            "-S",
-            f"train.seed={seed}",
-            "-S",
-            f"train.population={CONFIRMATION_POPULATION}",
-        )
-        names.append(name)
+    names = [f"confirm-{seed}" for seed in seeds]
+    for name, seed in zip(names, seeds, strict=True):
+        population = f"train.population={CONFIRMATION_POPULATION}"
+        dvc(repo, "exp", "run", "--queue", "-n", name, "-S", f"train.seed={seed}", "-S", population)
+    dvc(repo, "queue", "start", "-j", str(CONFIRMATION_WORKERS))
+
+    def finished() -> dict:
         rows = summarise(json.loads(dvc(repo, "exp", "show", "--json", stderr=False)), names=set(names))
-        result = {"seeds": seeds[: len(names)], "rows": rows, "table": table(rows)}
-        store(result)
-        print(f"seed {seed}: {time.perf_counter() - started:.0f} s; {len(names)}/{len(seeds)} runs done", flush=True)
+        done = sorted(seed for row in rows for seed in row["runs"])
+        return {"seeds": seeds, "finished_seeds": done, "rows": rows, "table": table(rows)}
+
+    while re.search(r"Queued|Running", dvc(repo, "queue", "status")):
+        time.sleep(60)
+        store(result := finished())
+        print(f"{len(result['finished_seeds'])}/{len(seeds)} runs done", flush=True)
+    assert "Failed" not in dvc(repo, "queue", "status"), dvc(repo, "queue", "status")
+    result = finished()
+    store(result)
     return result
 
 
