@@ -714,7 +714,10 @@ def measure_confirmation(scratch: Path, seeds: list[int], store: Callable[[dict]
     for name, seed in zip(names, seeds, strict=True):
         population = f"train.population={CONFIRMATION_POPULATION}"
         dvc(repo, "exp", "run", "--queue", "-n", name, "-S", f"train.seed={seed}", "-S", population)
-    dvc(repo, "queue", "start", "-j", str(CONFIRMATION_WORKERS))
+    # The workers outlive the command: with its output captured, waiting for it would wait for the whole queue.
+    start = [sys.executable, "-m", "dvc", "queue", "start", "-j", str(CONFIRMATION_WORKERS)]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # as `run` does
+    subprocess.run(start, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
 
     def finished() -> dict:
         rows = summarise(json.loads(dvc(repo, "exp", "show", "--json", stderr=False)), names=set(names))
