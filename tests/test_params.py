@@ -45,7 +45,7 @@ def test_the_committed_params_are_valid(tmp_path):
         assert load(tmp_path, section, DEFAULTS).model_dump() == DEFAULTS[section]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(data=st.data(), value=VALUES)
 def test_any_value_is_valid_or_refused_in_one_line_naming_the_key(tmp_path_factory, data, value):
     section = data.draw(st.sampled_from(list(SCHEMAS)))
