@@ -271,7 +271,7 @@ def measure_streaming(scratch: Path, repeats: int) -> dict:
     alternated on the same data so that the machine's drifting speed hits both alike. Both run with today's XLA
     options (IN_MEMORY_REV predates them). Each scores 10,000 held-out sequences an epoch: today's `train` the
     validation set, IN_MEMORY_REV's the test set (before the validation split)."""
-    import stages  # noqa: F401  (it adds today's XLA options to XLA_FLAGS, which both sides' processes inherit)
+    stages_environment()  # both sides' processes inherit it, today's XLA options included
 
     streamed = make_scratch_repo(scratch / "streamed")
     dvc(streamed, "repro", "targets")
@@ -360,9 +360,16 @@ SWEEP_SEEDS = 20
 SEEDS_RATIO_TARGET = 1 / 3
 
 
+def stages_environment() -> None:
+    """Import `stages` before TensorFlow loads in this process, so that its environment defaults (oneDNN off, XLA's
+    options) hold here as in every stage's own process."""
+    import stages  # noqa: F401
+
+
 def measure_population(scratch: Path, repeats: int) -> dict:
     """Seconds per epoch (the median of epochs 2 on: epoch 1 includes compiling) of `train`'s population at the
     default size, for each of POPULATIONS, in this process, on the default training and validation data."""
+    stages_environment()
     import keras
 
     from stages.common import DataParams, TrainParams, running_parity
@@ -548,6 +555,7 @@ HOLDS = 0.999
 def measure_members(scratch: Path, repeats: int) -> dict:
     """Per member of a population of 100 (the default params but `train.population`): does a perfect score on the
     validation set at the training length go with holding at length 10,000?"""
+    stages_environment()
     import keras
     import numpy as np
 
