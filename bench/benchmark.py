@@ -63,7 +63,7 @@ sys.path.insert(0, str(ROOT))  # so that `python bench/benchmark.py` finds the p
 
 import yaml  # noqa: E402
 
-from tests.scratch_repo import commit, dvc, make_scratch_repo, run, set_param  # noqa: E402
+from tests.scratch_repo import commit, dvc, make_scratch_repo, pipeline_environment, run, set_param  # noqa: E402
 
 # Speed-up over the reference method a clean `dvc repro` with the defaults must reach (XLA compiles from scratch).
 END_TO_END_TARGET = 5
@@ -719,13 +719,14 @@ def measure_confirmation(scratch: Path, seeds: list[int], store: Callable[[dict]
 
     repo = default_run_repo(scratch / "confirmation")
     names = [f"confirm-{seed}" for seed in seeds]
+    population = f"train.population={CONFIRMATION_POPULATION}"
     for name, seed in zip(names, seeds, strict=True):
-        population = f"train.population={CONFIRMATION_POPULATION}"
         dvc(repo, "exp", "run", "--queue", "-n", name, "-S", f"train.seed={seed}", "-S", population)
     # The workers outlive the command: with its output captured, waiting for it would wait for the whole queue.
     start = [sys.executable, "-m", "dvc", "queue", "start", "-j", str(CONFIRMATION_WORKERS)]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # as `run` does
-    subprocess.run(start, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    subprocess.run(
+        start, cwd=repo, env=pipeline_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
+    )
 
     def finished() -> dict:
         rows = summarise(json.loads(dvc(repo, "exp", "show", "--json", stderr=False)), names=set(names))

@@ -22,11 +22,15 @@ PIPELINE_FILES = (
 )
 
 
+def pipeline_environment() -> dict[str, str]:
+    """This environment, with PATH leading to the interpreter running this: it then also runs DVC and, through PATH,
+    the stages' `python -m ...`."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
 def run(cwd: Path, *command: str, stderr: bool = True) -> str:
     """Run a command, fail with its output if it fails, return its stdout (and stderr)."""
-    # The interpreter running this also runs DVC and, through PATH, the stages' `python -m ...`.
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=cwd, env=pipeline_environment(), capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout + (result.stderr if stderr else "")
 
