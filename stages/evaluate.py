@@ -7,33 +7,24 @@ mean_final_confidence  mean probability the model gives the true parity at the l
 by_length              final-step and sequence accuracy on fresh sequences of each `evaluate.lengths`
 """
 
-import io
-import json
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from stages.common import (
+from stages.encoding import PAD, one_hot_pairs, random_bits, running_parity
+from stages.files import (
     METRICS_DIR,
-    MODEL_FILE,
-    PAD,
     TEST_BITS,
     TEST_PARITY,
-    EvaluateParams,
-    bad_input,
     load_bits,
-    load_params,
     load_parity,
-    one_hot_pairs,
-    random_bits,
-    running_parity,
     write_metrics,
     write_text,
 )
+from stages.model_file import MODEL_FILE, load_reference_weights
+from stages.params import EvaluateParams, load_params
 
 ACCURACY_BY_POSITION = METRICS_DIR / "evaluate_accuracy_by_position.csv"
 ACCURACY_BY_LENGTH = METRICS_DIR / "evaluate_accuracy_by_length.csv"
@@ -136,32 +127,9 @@ class TrainedModel:
         return probabilities
 
 
-REFERENCE_LAYERS = [
-    ("InputLayer", {}),
-    ("LSTM", {"return_sequences": True, "activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True}),
-    ("Dense", {"units": 2, "activation": "softmax", "use_bias": True}),
-]
-
-
 def load_trained_model(path: Path = MODEL_FILE) -> TrainedModel:
-    """The weights of a .keras file of the reference architecture (anything else is refused); no code is run."""
-    try:
-        with zipfile.ZipFile(path) as saved:
-            layers = json.loads(saved.read("config.json"))["config"]["layers"]
-            weights_file = io.BytesIO(saved.read("model.weights.h5"))
-        reference = len(layers) == len(REFERENCE_LAYERS)
-        for layer, (class_name, config) in zip(layers, REFERENCE_LAYERS, strict=False):
-            reference &= layer["class_name"] == class_name and config.items() <= layer["config"].items()
-        if reference:
-            with h5py.File(weights_file, "r") as weights:
-                lstm, dense = weights["layers/lstm/cell/vars"], weights["layers/dense/vars"]
-                arrays = [lstm["0"], lstm["1"], lstm["2"], dense["0"], dense["1"]]
-                model = TrainedModel(*(np.asarray(array, np.float32) for array in arrays))
-    except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as error:
-        raise bad_input(path, f"cannot be loaded ({type(error).__name__}: {error})") from None
-    if not reference or model.kernel.shape[0] != 2:
-        raise bad_input(path, "is not the reference architecture LSTM(units) -> Dense(2, softmax) on bit pairs")
-    return model
+    """The model file's weights, ready to score; no code from the file is run."""
+    return TrainedModel(*load_reference_weights(path))
 
 
 def probability_of_truth(probabilities: np.ndarray, parity: np.ndarray) -> np.ndarray:

@@ -14,18 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common import (
-    PAD,
-    TEST_BITS,
-    TRAIN_BITS,
-    VAL_BITS,
-    DataParams,
-    load_params,
-    row_blocks,
-    row_writer,
-    with_progress,
-    write_metrics,
-)
+from stages.encoding import PAD
+from stages.files import TEST_BITS, TRAIN_BITS, VAL_BITS, row_blocks, row_writer, with_progress, write_metrics
+from stages.params import DataParams, load_params
 
 
 def bits_of_stream(seed: np.random.SeedSequence, start: int, count: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from stages.common import one_hot_pairs, running_parity
+from stages.encoding import one_hot_pairs, running_parity
 from stages.evaluate import Forward, load_trained_model
 
 MAX_BITS = 100_000

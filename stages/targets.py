@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common import (
-    PAD,
+from stages.encoding import PAD, running_parity
+from stages.files import (
     TEST_BITS,
     TEST_PARITY,
     TRAIN_BITS,
@@ -23,15 +23,13 @@ from stages.common import (
     TRAIN_WEIGHTS,
     VAL_BITS,
     VAL_PARITY,
-    TargetsParams,
     load_bits,
-    load_params,
     read_blocks,
     row_writer,
-    running_parity,
     with_progress,
     write_metrics,
 )
+from stages.params import TargetsParams, load_params
 
 
 def supervised_mask(bits: np.ndarray, mode: str) -> np.ndarray:
