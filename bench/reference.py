@@ -1,4 +1,4 @@
-"""The reference program's method, re-implemented as the benchmark's baseline (see README, "Speed").
+"""The reference program's method, re-implemented as the benchmark's baseline (see docs/speed.md).
 
 Deliberately slow where the original is: bits drawn one at a time with `random.choice` into nested lists of
 [x, not x] pairs (an int64 array), targets built sequence by sequence from `np.cumsum`, and a default
@@ -27,8 +27,9 @@ def main(seed: int, test_bits_file: Path, out: Path) -> None:
     started = time.perf_counter()
     import keras
 
-    from stages.common import load_bits, one_hot_pairs, running_parity
+    from stages.encoding import one_hot_pairs, running_parity
     from stages.evaluate import score
+    from stages.files import load_bits
 
     random.seed(seed)
     keras.utils.set_random_seed(seed)

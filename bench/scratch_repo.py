@@ -17,6 +17,7 @@ PIPELINE_FILES = (
     ".dvc/config",
     ".dvc/.gitignore",
     ".dvc/plots/page.html",
+    ".dvc/plots/lines.json",
     ".dvc/plots/log_x.json",
     ".dvc/plots/sequence.json",
 )

@@ -1,0 +1,78 @@
+"""Run parts of the benchmark: each prints its table and stores its result with a stamp (commit, date, CPU, cores,
+library versions) in bench/results/<part>.json.
+
+    python -m bench [--parts speed streaming ...] [--repeats 3] [--seeds 1000 1008 ...] [--revs HEAD ...] [--out DIR]
+
+Each part's module (bench/<part>.py; `airflow`: bench/airflow_dags.py) says what it measures.
+"""
+
+import argparse
+import functools
+import tempfile
+import time
+from pathlib import Path
+
+from bench import (
+    airflow_dags,
+    confirmation,
+    members,
+    population,
+    reproducibility,
+    scale,
+    seeds,
+    speed,
+    streaming,
+    suite,
+    variants,
+)
+from bench.harness import RESULTS, stamp, store
+
+# Each part's measure() with the options it takes: (scratch folder, parsed arguments, store a partial result).
+PARTS = {
+    "speed": lambda scratch, args, keep: speed.measure(scratch, args.repeats),
+    "streaming": lambda scratch, args, keep: streaming.measure(scratch, args.repeats),
+    "scale": lambda scratch, args, keep: scale.measure(scratch),
+    "population": lambda scratch, args, keep: population.measure(scratch),
+    "seeds": lambda scratch, args, keep: seeds.measure(scratch),
+    "airflow": lambda scratch, args, keep: airflow_dags.measure(scratch),
+    "members": lambda scratch, args, keep: members.measure(scratch),
+    "reproducibility": lambda scratch, args, keep: reproducibility.measure(scratch),
+    "variants": lambda scratch, args, keep: variants.measure(scratch),
+    "confirmation": lambda scratch, args, keep: confirmation.measure(scratch, list(args.seeds), keep),
+    "suite": lambda scratch, args, keep: suite.measure(scratch, args.revs),
+}
+# Run only when named: the confirmation is a statistical check of fresh seeds, not a timing, and the suite times
+# the tests rather than the pipeline.
+ON_REQUEST = ("confirmation", "suite")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        choices=PARTS,
+        default=[part for part in PARTS if part not in ON_REQUEST],
+        help=f"the parts to run, in this order (default: all but {' and '.join(ON_REQUEST)})",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of timed runs (medians are reported)")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=confirmation.CONFIRMATION_SEEDS, help="the confirmation's seeds"
+    )
+    parser.add_argument(
+        "--revs", type=suite.revision, nargs="+", default=["HEAD"], help="the revisions whose test suite `suite` times"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the folder of the parts' results")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        for part in args.parts:
+            started, stamped = time.perf_counter(), stamp()  # the code and machine as the part starts
+            keep = functools.partial(store, part, stamped, out=args.out)
+            result = PARTS[part](Path(scratch), args, keep)
+            store(part, stamped, result | {"part_wall_s": time.perf_counter() - started}, out=args.out)
+            print(result["table"], flush=True)
+
+
+if __name__ == "__main__":
+    main()

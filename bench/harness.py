@@ -1,0 +1,174 @@
+"""What the benchmark's parts share: timing commands, the environment their processes see, the default data in
+memory, scratch repos whose default run is done, and the stamped result files, bench/results/<part>.json."""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from bench.scratch_repo import REPO, commit, dvc, make_scratch_repo, run
+
+RESULTS = REPO / "bench/results"
+# The CPU flags a stamp names: those that decide which kernels XLA and oneDNN compile for.
+STAMPED_FEATURES = {"avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile"}
+STAMPED_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "dvc", "dvclive")
+
+
+def timed(function: Callable, *args) -> float:
+    started = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - started
+
+
+def stage(repo: Path, name: str) -> float:
+    """Wall time of one stage run on its own in `repo`, as `python -m stages.<name>`."""
+    return timed(run, repo, sys.executable, "-m", f"stages.{name}")
+
+
+def measured(repo: Path, *command: str) -> dict:
+    """Wall time and peak memory of one process: resident (all mapped pages, file pages included) from the
+    kernel's own count, and anonymous (the process's own memory, without page cache) sampled every 50 ms."""
+    peak_anon_kib = 0
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    status = Path(f"/proc/{process.pid}/status")
+
+    def sample() -> None:
+        nonlocal peak_anon_kib
+        while process.returncode is None:
+            try:
+                fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
+                peak_anon_kib = max(peak_anon_kib, int(fields["RssAnon"].split()[0]))
+            except (OSError, KeyError, ValueError):
+                pass  # the process is starting or gone
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stderr = process.stderr.read()
+    # wait4, not wait: its resource usage holds the process's peak resident memory as the kernel counted it.
+    _, exit_status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(exit_status)
+    wall = time.perf_counter() - started
+    sampler.join()
+    assert process.returncode == 0, f"{' '.join(command)} failed:\n{stderr}"
+    return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "peak_anon_mib": peak_anon_kib / 1024}
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+@contextmanager
+def environment(**variables: str | None) -> Iterator[None]:
+    """Processes started inside see these environment variables (None: unset); the old values come back after.
+    The scratch repos' commands take this process's environment, so this is how a part varies theirs."""
+    before = {name: os.environ.get(name) for name in variables}
+
+    def put(values: dict) -> None:
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    put(variables)
+    try:
+        yield
+    finally:
+        put(before)
+
+
+@contextmanager
+def training_environment() -> Iterator[None]:
+    """The environment every `train` process trains in, for training in this process or in processes started
+    inside: the stages' defaults (importing `stages` sets them, and TensorFlow reads them as it loads) and the XLA
+    options `train` adds (XLA reads them at its first compile). The XLA options go after, so that later parts'
+    processes, the reference program's among them, start from the bench's own environment."""
+    from stages.xla import set_training_options
+
+    with environment(XLA_FLAGS=os.environ.get("XLA_FLAGS"), TF_XLA_FLAGS=os.environ.get("TF_XLA_FLAGS")):
+        set_training_options(os.environ)
+        yield
+
+
+def default_data() -> tuple[dict, tuple[np.ndarray, ...]]:
+    """The default params (params.yaml) and, in memory, the arrays `train` reads for them from the files `generate`
+    and `targets` write: training bits, parity and supervised steps, validation bits and parity."""
+    from stages.encoding import running_parity
+    from stages.generate import sequences, splits
+    from stages.params import DataParams
+    from stages.targets import supervised_steps
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    data = DataParams(**params["data"])
+    bits, val_bits = (np.concatenate(list(sequences(seed, count, data))) for _, seed, count in splits(data)[:2])
+    arrays = bits, running_parity(bits), supervised_steps(bits, "running"), val_bits, running_parity(val_bits)
+    return params, arrays
+
+
+def default_run_repo(path: Path) -> Path:
+    """A scratch repo whose default run is done and committed: later runs restore its data stages."""
+    repo = make_scratch_repo(path)
+    dvc(repo, "repro")
+    commit(repo, "default run")
+    return repo
+
+
+def time_queued_seeds(repo: Path, seeds: int) -> float:
+    """Wall time of queueing `train.seed` 0 to seeds - 1 and running them with two queue workers."""
+    started = time.perf_counter()
+    dvc(repo, "exp", "run", "--queue", "-S", f"train.seed=range(0, {seeds})")
+    dvc(repo, "queue", "start", "-j", "2")
+    run(repo, "sh", "-c", "while dvc queue status | grep -qE 'Queued|Running'; do sleep 1; done")
+    assert "Failed" not in dvc(repo, "queue", "status")
+    elapsed = time.perf_counter() - started
+    print(f"{seeds} queued runs: {elapsed:.0f} s", flush=True)
+    return elapsed
+
+
+def cpu_info() -> dict:
+    """The CPU's model name and flags, as Linux reports them."""
+    lines = (line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in lines}
+    return {
+        "model": fields.get("model name", ""),
+        # Virtual machines may show a generic model name: family, model and stepping still tell CPUs apart.
+        "id": f"family {fields.get('cpu family')}, model {fields.get('model')}, stepping {fields.get('stepping')}",
+        "flags": set(fields.get("flags", "").split()),
+    }
+
+
+def stamp() -> dict:
+    """What a result was measured with: the code's commit, the date, the machine and the library versions."""
+    cpu = cpu_info()
+    changed = run(REPO, "git", "status", "--porcelain", "--untracked-files=no", stderr=False).strip()
+    return {
+        "commit": run(REPO, "git", "rev-parse", "HEAD", stderr=False).strip(),
+        "uncommitted_changes": bool(changed),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu_model": cpu["model"],
+        "cpu_id": cpu["id"],
+        "cpu_features": sorted(cpu["flags"] & STAMPED_FEATURES),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {package: version(package) for package in STAMPED_PACKAGES},
+    }
+
+
+def store(part: str, stamped: dict, result: dict, *, out: Path) -> None:
+    """Write one part's result with its stamp to `out`/<part>.json, replacing the last one."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{part}.json").write_text(json.dumps({"stamp": stamped} | result, indent=2) + "\n")
