@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from stages.common import DataParams
 from stages.generate import sequences, splits
+from stages.params import DataParams
 
 
 def generated(params: DataParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

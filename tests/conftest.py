@@ -1,9 +1,34 @@
-import keras
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import settings
 
+from bench.scratch_repo import commit, dvc, make_scratch_repo
 from stages.train import reference_model
+from tests.tiny_pipeline import TINY_PARAMS, stages_run
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="also run the tests marked slow, as .ci/run does")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without --slow (or a -m expression of one's own), leave out the tests marked slow."""
+    if config.getoption("--slow") or config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    config.hook.pytest_deselected(items=slow)
+    items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if not (config.getoption("--slow") or config.getoption("markexpr")):
+        terminalreporter.write_line(
+            "Tests marked slow were left out: `python -m pytest --slow` runs them too (.ci/run does)."
+        )
+
 
 # No time limit per example: hypothesis' default (200 ms) makes a verdict depend on the machine's speed and load.
 settings.register_profile("any_machine", deadline=None)
@@ -30,8 +55,31 @@ def flip_flop_weights() -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def flip_flop_model() -> keras.Model:
+def flip_flop_model():
     """The reference architecture with hand-set weights that compute parity exactly: a model that is known right."""
     model = reference_model(units=1)
     model.set_weights(flip_flop_weights())
     return model
+
+
+@dataclass(frozen=True)
+class TrainedRepo:
+    path: Path  # a git repo of the pipeline with TINY_PARAMS, run by `dvc repro` and committed; never changed
+    first_run: dict[str, set[str]]  # what that first `dvc repro` ran
+    xla_cache: Path  # the persistent XLA compilation cache that first run filled
+
+
+@pytest.fixture(scope="session")
+def trained_repo(tmp_path_factory) -> TrainedRepo:
+    """The tiny pipeline, run once for the session: tests that need a run start from a copy of it
+    (`tiny_pipeline.copy_of`), so every end-to-end behaviour costs only the stages it changes."""
+    root = tmp_path_factory.mktemp("trained")
+    repo = make_scratch_repo(root / "repo", TINY_PARAMS)
+    dvc(repo, "remote", "add", "-d", "shared", str(root / "storage"))
+    xla_cache = root / "xla"
+    with pytest.MonkeyPatch.context() as environment:
+        # The opt-in persistent XLA cache, cold here: a test compares a warm run's bytes with these.
+        environment.setenv("TF_XLA_FLAGS", f"--tf_xla_persistent_cache_directory={xla_cache}")
+        first_run = stages_run(dvc(repo, "repro"))
+    commit(repo, "first run")
+    return TrainedRepo(repo, first_run, xla_cache)

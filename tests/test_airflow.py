@@ -9,8 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.scratch_repo import REPO, commit, dvc, identify, make_scratch_repo, run
-from tests.test_pipeline import TINY_PARAMS
+from bench.scratch_repo import REPO, commit, dvc, identify, make_scratch_repo, run
+from tests.tiny_pipeline import TINY_PARAMS, stages_run
+
+pytestmark = pytest.mark.slow
+# Run conf of the DAG runs here: the pipeline DAG's run (seed 3) is also one of the sweep's, which restores it from
+# the run-cache the first pushed.
+SET_PARAMS = ["train.epochs=2", "train.population=2"]
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +56,13 @@ def experiments(repo: Path) -> dict[str, dict]:
     }
 
 
-def repo_with_folder_remote(tmp_path: Path) -> Path:
-    """A scratch pipeline (tiny params) at tmp_path/repo whose default DVC remote is the folder tmp_path/storage."""
-    repo = make_scratch_repo(tmp_path / "repo", TINY_PARAMS)
-    dvc(repo, "remote", "add", "-d", "shared", str(tmp_path / "storage"))
+@pytest.fixture(scope="module")
+def dag_repo(tmp_path_factory) -> Path:
+    """A scratch pipeline (tiny params) whose default DVC remote is the folder `storage` beside it: the DAG runs
+    of this module share it."""
+    root = tmp_path_factory.mktemp("dags")
+    repo = make_scratch_repo(root / "repo", TINY_PARAMS)
+    dvc(repo, "remote", "add", "-d", "shared", str(root / "storage"))
     commit(repo, "a folder DVC remote")
     return repo
 
@@ -64,61 +72,71 @@ def test_the_dag_folder_imports_with_both_dags(airflow_home: Path):
     listing = airflow(airflow_home, REPO / "dags", "dags", "list", *local, "-o", "json")
     listed = json.loads(listing.stdout[listing.stdout.index("[{") :])  # after Airflow's log lines
     assert {dag["dag_id"] for dag in listed} == {"parity_lstm_pipeline", "parity_lstm_sweep"}
-    errors = airflow(airflow_home, REPO / "dags", "dags", "list-import-errors", *local)
-    assert "No data found" in errors.stdout + errors.stderr
 
 
-def test_pipeline_dag_runs_each_stage_once_and_records_an_experiment(airflow_home: Path, tmp_path: Path):
-    repo = repo_with_folder_remote(tmp_path)
-
-    first = dags_test(airflow_home, repo, "parity_lstm_pipeline", {"set_params": ["train.seed=3"]})
-    # Each task reproduced its own stage and restored the ones before it from the run-cache, via the remote.
-    assert re.findall(r"Running stage '(\w+)'", first.stdout) == ["generate", "targets", "train", "evaluate"]
-    assert [params["train"]["seed"] for params in experiments(repo).values()] == [3]
-    assert (tmp_path / "storage/runs").is_dir()
-
-    second = dags_test(airflow_home, repo, "parity_lstm_pipeline", {"set_params": ["train.seed=3"]})
-    assert "Running stage" not in second.stdout
-    assert "Stage 'evaluate' is cached - skipping run" in second.stdout
-    assert len(experiments(repo)) == 2
+def test_pipeline_dag_runs_each_stage_once_and_records_an_experiment(airflow_home: Path, dag_repo: Path):
+    result = dags_test(airflow_home, dag_repo, "parity_lstm_pipeline", {"set_params": ["train.seed=3", *SET_PARAMS]})
+    # Each task reproduced its own stage, in its own checkout, and restored the ones before it from the run-cache,
+    # through the remote: every stage ran exactly once.
+    assert re.findall(r"Running stage '(\w+)'", result.stdout) == ["generate", "targets", "train", "evaluate"]
+    assert stages_run(result.stdout)["restored"] == {"generate", "targets", "train"}
+    assert [params["train"]["seed"] for params in experiments(dag_repo).values()] == [3]
+    assert (dag_repo.parent / "storage/runs").is_dir()
 
 
-def test_a_bad_set_params_fails_the_first_task_and_pushes_nothing(airflow_home: Path, tmp_path: Path):
-    repo = repo_with_folder_remote(tmp_path)
+# A task's first steps: a checkout of the repository with the run's params applied and checked.
+CHECKOUT = """
+import sys
+from parity_lstm_checkout import CommandFailed, checkout
+try:
+    with checkout(sys.argv[1], "HEAD", sys.argv[2:]):
+        print("checked out")
+except CommandFailed as error:
+    print(error)
+"""
 
-    result = dags_test(airflow_home, repo, "parity_lstm_pipeline", {"set_params": ["train.epochs=0"]}, check=False)
-    assert result.returncode != 0
-    assert "params.yaml: train.epochs = 0: Input should be greater than 0" in result.stdout
-    assert re.findall(r"running task <TaskInstance: parity_lstm_pipeline\.(\w+)", result.stdout) == ["generate"]
+
+def test_bad_set_params_fail_a_task_before_any_dvc_command_runs(airflow_home: Path, tmp_path: Path):
+    repo = make_scratch_repo(tmp_path / "repo", TINY_PARAMS)
+    dvc(repo, "remote", "add", "-d", "shared", str(tmp_path / "storage"))
+    commit(repo, "a folder DVC remote")
+    env = {**os.environ, "AIRFLOW_HOME": str(airflow_home), "PYTHONPATH": str(repo / "dags")}
+
+    def refusal(*set_params: str) -> str:
+        """The last line the checkout prints (before it, the commands it ran)."""
+        command = [sys.executable, "-c", CHECKOUT, str(repo), *set_params]
+        return subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+
+    assert refusal("train.epochs=2") == "checked out"
+    assert refusal("train.epochs=0").endswith("params.yaml: train.epochs = 0: Input should be greater than 0")
+    assert refusal("train.epochs").startswith("set_params ['train.epochs']: ")
     assert not (tmp_path / "storage").exists()
-    assert experiments(repo) == {}
 
 
-def test_sweep_dag_pushes_every_experiment_to_the_git_server_and_remote(airflow_home: Path, tmp_path: Path):
+def test_sweep_dag_pushes_every_experiment_to_the_git_server_and_remote(
+    airflow_home: Path, dag_repo: Path, tmp_path: Path
+):
     server = tmp_path / "server.git"
     run(tmp_path, "git", "init", "-q", "--bare", str(server))
-    repo = repo_with_folder_remote(tmp_path)
-    run(repo, "git", "push", "-q", str(server), "HEAD")
+    run(dag_repo, "git", "push", "-q", str(server), "HEAD")
 
-    grid = {"train.seed": [0, 1], "train.learning_rate": [0.01, 0.02]}
-    conf = {"repo": str(server), "grid": grid, "set_params": ["train.epochs=2"]}
-    result = dags_test(airflow_home, repo, "parity_lstm_sweep", conf)
+    # Two params, the product of their values; seeds 3 and 5, so that their members (seed + k) are 4 seeds.
+    grid = {"train.seed": [3, 5], "train.learning_rate": [0.01]}
+    conf = {"repo": str(server), "grid": grid, "set_params": SET_PARAMS}
+    result = dags_test(airflow_home, dag_repo, "parity_lstm_sweep", conf)
     tables = list((airflow_home / "parity_lstm_sweeps").glob("*.md"))
     assert len(tables) == 1
     assert tables[0].read_text() in result.stdout
-    assert "| train.learning_rate=0.01 | 2 |" in tables[0].read_text()
+    # One configuration: its two runs, each a population of 2, counted member by member.
+    assert re.search(r"^\| all runs \| 2 \| \d/4 \|", tables[0].read_text(), re.M), tables[0].read_text()
 
-    # A fresh clone of the server sees all four, and gets each one's model from the DVC remote.
+    # A fresh clone of the server sees both, and gets each one's model from the DVC remote.
     clone = tmp_path / "clone"
     run(tmp_path, "git", "clone", "-q", str(server), str(clone))
     identify(clone)
     dvc(clone, "exp", "pull", "--all-commits", "origin")
     swept = experiments(clone)
-    assert sorted((p["train"]["seed"], p["train"]["learning_rate"], p["train"]["epochs"]) for p in swept.values()) == [
-        (0, 0.01, 2),
-        (0, 0.02, 2),
-        (1, 0.01, 2),
-        (1, 0.02, 2),
-    ]
+    swept_params = [(p["train"]["seed"], p["train"]["learning_rate"], p["train"]["epochs"]) for p in swept.values()]
+    assert sorted(swept_params) == [(3, 0.01, 2), (5, 0.01, 2)]
     dvc(clone, "exp", "apply", next(iter(swept)))
     assert (clone / "models/model.keras").is_file()

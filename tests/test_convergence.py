@@ -1,11 +1,6 @@
-import json
-from pathlib import Path
-
 import pytest
 
 from stages.convergence import summarise, table, wilson
-from tests.scratch_repo import dvc, make_scratch_repo, run
-from tests.test_pipeline import TINY_PARAMS
 
 
 def fake_run(seed: int, learning_rate: float, epochs: list[int | None], selected: int, at_longest: float) -> dict:
@@ -77,17 +72,3 @@ def test_every_member_counts_as_a_seed_and_every_run_as_a_selected_model():
 )
 def test_wilson_interval(successes, trials, low, high):
     assert wilson(successes, trials) == pytest.approx((low, high), abs=5e-4)
-
-
-def test_a_real_queued_sweep_of_populations_with_two_workers(tmp_path: Path):
-    params = {**TINY_PARAMS, "train": {**TINY_PARAMS["train"], "population": 2}}
-    repo = make_scratch_repo(tmp_path, params)
-    dvc(repo, "exp", "run", "--queue", "-S", "train.seed=0,2")
-    dvc(repo, "queue", "start", "-j", "2")
-    run(repo, "timeout", "300", "sh", "-c", "while dvc queue status | grep -qE 'Queued|Running'; do sleep 2; done")
-    assert "Failed" not in dvc(repo, "queue", "status")
-    [row] = summarise(json.loads(dvc(repo, "exp", "show", "--json", stderr=False)))
-    assert row["configuration"] == "all runs" and row["members"].keys() == {0, 1, 2, 3}
-    assert row["runs"].keys() == {0, 2}
-    for epoch in row["members"].values():
-        assert epoch is None or 1 <= epoch <= TINY_PARAMS["train"]["epochs"]

@@ -2,8 +2,10 @@ import keras
 import numpy as np
 import pytest
 
-from stages.common import EvaluateParams, one_hot_pairs, running_parity, save_model
+from stages.encoding import one_hot_pairs, running_parity
 from stages.evaluate import TrainedModel, load_trained_model, score, score_by_length
+from stages.model_file import save_model
+from stages.params import EvaluateParams
 from stages.train import reference_model
 from tests.conftest import flip_flop_weights
 

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
-from stages import common, generate, targets
-from stages.common import PAD, DataParams
+from stages import files as stage_files
+from stages import generate, targets
+from stages.encoding import PAD
 from stages.generate import bits_of_stream, summary, tally
+from stages.params import DataParams
 from tests.arrays import generated
 
 PARAMS = DataParams(seq_len=20, min_len=None, count=500, val_count=200, test_count=300, seed=7)
@@ -83,7 +85,7 @@ def test_any_slice_of_the_stream_is_what_numpy_draws_at_that_place(start, count)
 def stage_outputs(directory, monkeypatch, block_steps: int) -> dict[str, bytes]:
     """Run `generate` and `targets` in `directory` with blocks of `block_steps` steps; every file they write."""
     monkeypatch.chdir(directory)
-    monkeypatch.setattr(common, "BLOCK_STEPS", block_steps)
+    monkeypatch.setattr(stage_files, "BLOCK_STEPS", block_steps)
     generate.main()
     targets.main()
     files = [*directory.glob("data/*"), *directory.glob("metrics/*")]

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages import common
-from stages.common import PAD, load_bits, load_parity, load_weights, row_writer, running_parity
+from stages import files
+from stages.encoding import PAD, running_parity
 from stages.evaluate import load_trained_model
+from stages.files import load_bits, load_parity, load_weights, row_writer
 
 BITS = np.array([[PAD, 1, 0, 1], [0, 1, 1, 0]], np.uint8)
 
@@ -95,7 +96,7 @@ def test_a_stage_given_a_bad_file_exits_with_one_line_and_writes_nothing(tmp_pat
 
 
 def test_every_block_is_checked(tmp_path, monkeypatch):
-    monkeypatch.setattr(common, "BLOCK_STEPS", 8)  # two rows a block
+    monkeypatch.setattr(files, "BLOCK_STEPS", 8)  # two rows a block
     bits = np.zeros((9, 4), np.uint8)
     bits[8, 1] = 3  # in the last block
     with pytest.raises(SystemExit, match="values other than 0, 1 and 2"):

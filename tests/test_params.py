@@ -13,8 +13,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stages.common import SCHEMAS, check_params, load_params
-from tests.scratch_repo import REPO
+from bench.scratch_repo import REPO
+from stages.params import SCHEMAS, check_params, load_params
 
 DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text())
 VALUES = st.one_of(

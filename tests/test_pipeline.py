@@ -1,5 +1,6 @@
-"""The real `dvc repro` on a throw-away copy of the pipeline with tiny params, judged by DVC's own messages."""
+"""The real `dvc repro` on throw-away copies of the pipeline with tiny params, judged by DVC's own messages."""
 
+import ast
 import hashlib
 import json
 import os
@@ -13,60 +14,34 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.common import DataParams, EvaluateParams, TargetsParams, TrainParams
+from bench.scratch_repo import REPO, dvc, make_scratch_repo, run, set_param
 from stages.evaluate import load_trained_model
-from tests.scratch_repo import REPO, commit, dvc, make_scratch_repo, run, set_param
-
-STAGES = ("generate", "targets", "train", "evaluate")
-TINY_PARAMS = {
-    "data": {"seq_len": 6, "min_len": None, "count": 256, "val_count": 64, "test_count": 64, "seed": 0},
-    "targets": {"mode": "running", "weighting": "uniform"},
-    "train": {
-        "units": 1,
-        "epochs": 1,
-        "batch_size": 64,
-        "learning_rate": 0.01,
-        "forget_bias": 1.0,
-        "seed": 0,
-        "population": 1,
-        "stop_at_accuracy": None,
-    },
-    "evaluate": {"lengths": [6, 30], "sequences_per_length": 20, "seed": 0},
-}
-
-
-def repro(cwd: Path) -> dict[str, set[str]]:
-    """Which stages `dvc repro` ran, restored from the run-cache, or skipped as unchanged."""
-    output = dvc(cwd, "repro")
-    return {
-        "ran": set(re.findall(r"Running stage '(\w+)'", output)),
-        "restored": set(re.findall(r"Stage '(\w+)' is cached - skipping run", output)),
-        "skipped": set(re.findall(r"Stage '(\w+)' didn't change, skipping", output)),
-    }
-
-
-def ran_exactly(*stages: str) -> dict[str, set[str]]:
-    return {"ran": set(stages), "restored": set(), "skipped": set(STAGES) - set(stages)}
+from stages.params import DataParams, EvaluateParams, TargetsParams, TrainParams
+from tests.tiny_pipeline import STAGES, TINY_PARAMS, copy_of, ran_exactly, repro
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    return make_scratch_repo(tmp_path, TINY_PARAMS)
+def repo(trained_repo, tmp_path: Path) -> Path:
+    """A copy of the session's trained tiny pipeline, to change."""
+    return copy_of(trained_repo.path, tmp_path / "repo")
 
 
-def test_repro_reruns_only_what_a_change_touches(repo: Path):
-    assert repro(repo)["ran"] == set(STAGES)
-    evaluation = json.loads((repo / "metrics/evaluate.json").read_text())
+def test_a_clean_repro_runs_every_stage_and_each_writes_its_metrics(trained_repo):
+    assert trained_repo.first_run["ran"] == set(STAGES)
+    metrics = trained_repo.path / "metrics"
+    evaluation = json.loads((metrics / "evaluate.json").read_text())
     assert {"step_accuracy", "final_step_accuracy", "sequence_accuracy", "mean_final_confidence"} <= evaluation.keys()
     assert evaluation["by_length"].keys() == {"6", "30"}
-    for metrics_file in ("generate.json", "targets.json", "train/metrics.json"):
-        assert (repo / "metrics" / metrics_file).is_file()
+    assert json.loads((metrics / "generate.json").read_text())["train"]["count"] == TINY_PARAMS["data"]["count"]
+    assert json.loads((metrics / "targets.json").read_text())["train"]["supervised_steps_per_sequence"] == 6
     # No digits that follow the weights' last bits, which differ between CPUs (docs/reproducibility.md).
-    loss = json.loads((repo / "metrics/train/metrics.json").read_text())["train"]["loss"]
+    loss = json.loads((metrics / "train/metrics.json").read_text())["train"]["loss"]
     assert 0 < loss == float(f"{loss:.4g}")
     assert evaluation["mean_final_confidence"] == round(evaluation["mean_final_confidence"], 5)
-    commit(repo, "first run")
 
+
+def test_repro_reruns_only_what_a_change_touches_and_restores_what_ran_before(repo: Path):
+    first = {path: (repo / path).read_bytes() for path in ("dvc.lock", "models/model.keras", "metrics/evaluate.json")}
     assert repro(repo) == ran_exactly()
 
     set_param(repo, "train", "epochs", 2)
@@ -74,12 +49,47 @@ def test_repro_reruns_only_what_a_change_touches(repo: Path):
     diff = json.loads(dvc(repo, "metrics", "diff", "--json"))
     assert diff["metrics/train/metrics.json"]["train.loss"]["diff"] != 0
 
+    # Params run before: restored from the run-cache, not run again, to the same bytes.
+    set_param(repo, "train", "epochs", TINY_PARAMS["train"]["epochs"])
+    assert repro(repo) == {"ran": set(), "restored": {"train", "evaluate"}, "skipped": {"generate", "targets"}}
+    assert {path: (repo / path).read_bytes() for path in first} == first
+
     set_param(repo, "targets", "mode", "final")
     assert repro(repo) == ran_exactly("targets", "train", "evaluate")
 
     set_param(repo, "data", "seq_len", 8)
     assert repro(repo) == ran_exactly(*STAGES)
     assert json.loads((repo / "metrics/generate.json").read_text())["train"]["seq_len"] == 8
+
+
+def test_an_edit_to_the_model_file_module_reruns_only_train_and_evaluate(repo: Path):
+    with (repo / "stages/model_file.py").open("a") as module:
+        module.write("# an edit\n")
+    assert json.loads(dvc(repo, "status", "--json", stderr=False)).keys() == {"train", "evaluate"}
+
+
+def stage_modules(module: str) -> set[str]:
+    """The files of `stages` that `python -m stages.<module>` runs: the module and, transitively, what it imports
+    from the package."""
+    found, todo = set(), [module]
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            for node in ast.walk(ast.parse((REPO / "stages" / f"{name}.py").read_text())):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
+                    todo.append(node.module.removeprefix("stages."))
+    return {f"stages/{name}.py" for name in found}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_stage_depends_on_exactly_the_code_it_runs(stage):
+    code = stage_modules(stage)
+    # The package's __init__ holds TensorFlow's settings: they change what runs only in a stage that loads it.
+    if any(re.search(r"^import (keras|tensorflow)", (REPO / path).read_text(), re.M) for path in code):
+        code.add("stages/__init__.py")
+    deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["deps"]
+    assert {dep for dep in deps if dep.startswith("stages/")} == code
 
 
 @pytest.mark.parametrize(
@@ -153,21 +163,23 @@ def start_and_interrupt(repo: Path, command: list[str], sig: signal.Signals) -> 
     return returncode, log.read_text()
 
 
+@pytest.mark.slow
 def test_interrupted_training_leaves_no_partial_model_and_the_next_repro_recovers(repo: Path):
-    assert repro(repo)["ran"] == set(STAGES)  # a model to lose
+    model = (repo / "models/model.keras").read_bytes()
     set_param(repo, "train", "epochs", 100_000)  # far longer than the test waits
     returncode, log = start_and_interrupt(repo, [sys.executable, "-m", "dvc", "repro"], signal.SIGINT)
     assert returncode != 0 and "train: interrupted, no model written" in log
     # The previous model or none (DVC removes a stage's outputs before running it), never a partial file.
     assert {path.name for path in (repo / "models").iterdir()} <= {".gitignore", "model.keras"}
 
-    set_param(repo, "train", "epochs", 2)
-    assert repro(repo)["ran"] == {"train", "evaluate"}
+    set_param(repo, "train", "epochs", TINY_PARAMS["train"]["epochs"])  # as run before: restored, not run
+    assert repro(repo)["ran"] == set()
     assert "up to date" in dvc(repo, "status")
+    assert (repo / "models/model.keras").read_bytes() == model
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_train_stage_like_ctrl_c(repo: Path):
-    dvc(repo, "repro")
     before = (repo / "models/model.keras").read_bytes()
     set_param(repo, "train", "epochs", 100_000)
     returncode, log = start_and_interrupt(repo, [sys.executable, "-m", "stages.train"], signal.SIGTERM)
@@ -177,12 +189,12 @@ def test_sigterm_stops_the_train_stage_like_ctrl_c(repo: Path):
     assert {path.name for path in (repo / "models").iterdir()} <= {".gitignore", "model.keras"}
 
 
-def test_two_clean_runs_give_identical_bytes_and_dvc_lock(tmp_path: Path, monkeypatch):
-    # XLA's persistent compilation cache (opt-in, see docs/speed.md) changes no result: cold, then warm.
-    monkeypatch.setenv("TF_XLA_FLAGS", f"--tf_xla_persistent_cache_directory={tmp_path / 'xla'}")
-    first, second = (make_scratch_repo(tmp_path / name, TINY_PARAMS) for name in ("first", "second"))
-    dvc(first, "repro")
-    assert list((tmp_path / "xla").iterdir())
+def test_two_clean_runs_give_identical_bytes_and_dvc_lock(trained_repo, tmp_path: Path, monkeypatch):
+    # XLA's persistent compilation cache (opt-in, see docs/speed.md) changes no result: the session's run filled it
+    # cold, this one finds it warm.
+    assert list(trained_repo.xla_cache.iterdir())
+    monkeypatch.setenv("TF_XLA_FLAGS", f"--tf_xla_persistent_cache_directory={trained_repo.xla_cache}")
+    first, second = trained_repo.path, make_scratch_repo(tmp_path, TINY_PARAMS)
     dvc(second, "repro")
     # dvc.lock holds the md5 of every output, the model's included: a clean run in a fresh clone leaves it unchanged.
     assert (first / "dvc.lock").read_text() == (second / "dvc.lock").read_text()
@@ -195,18 +207,7 @@ def test_two_clean_runs_give_identical_bytes_and_dvc_lock(tmp_path: Path, monkey
         assert (first / output).read_bytes() == (second / output).read_bytes(), output
 
 
-def test_params_run_before_are_restored_from_the_run_cache(repo: Path):
-    dvc(repo, "repro")
-    first = {path: (repo / path).read_bytes() for path in ("dvc.lock", "models/model.keras", "metrics/evaluate.json")}
-    set_param(repo, "train", "seed", 5)
-    assert repro(repo) == ran_exactly("train", "evaluate")
-    set_param(repo, "train", "seed", TINY_PARAMS["train"]["seed"])
-    assert repro(repo) == {"ran": set(), "restored": {"train", "evaluate"}, "skipped": {"generate", "targets"}}
-    assert {path: (repo / path).read_bytes() for path in first} == first
-
-
 def test_plots_render_offline_and_as_pictures(repo: Path):
-    dvc(repo, "repro")
     dvc(repo, "plots", "show", "-o", "page")
     page = (repo / "page/index.html").read_text()
     assert '<meta charset="utf-8">' in page and "vegaEmbed" in page
@@ -219,12 +220,11 @@ def test_plots_render_offline_and_as_pictures(repo: Path):
     assert (repo / "docs/images/held_out_accuracy_by_test_length.svg").read_text().startswith("<svg")
 
 
-def test_train_reads_training_and_validation_data_only_and_saves_the_selected_member(tmp_path: Path):
-    params = {**TINY_PARAMS, "train": {**TINY_PARAMS["train"], "population": 3, "epochs": 2}}
-    repo = make_scratch_repo(tmp_path, params)
+def test_train_reads_training_and_validation_data_only_and_saves_the_selected_member(repo: Path):
     train_deps = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]["train"]["deps"]
     assert not [dep for dep in train_deps if "test" in dep]
-    dvc(repo, "repro", "targets")
+    set_param(repo, "train", "population", 3)
+    set_param(repo, "train", "epochs", 2)
     for test_file in ("data/test_bits.npy", "data/test_parity.npy"):
         (repo / test_file).unlink()  # train must not need them
     run(repo, sys.executable, "-m", "stages.train")

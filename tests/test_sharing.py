@@ -4,10 +4,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from bench.scratch_repo import dvc, identify, run
 from stages.evaluate import load_trained_model
-from tests.scratch_repo import commit, dvc, identify, make_scratch_repo, run
-from tests.test_pipeline import TINY_PARAMS, ran_exactly, repro
+from tests.tiny_pipeline import copy_of, ran_exactly, repro
 
 
 def experiment(exp_show: list[dict], name: str) -> dict:
@@ -25,14 +26,13 @@ def same_weights(first: Path, second: Path) -> bool:
     return all(np.array_equal(a, b) for a, b in pairs)
 
 
-def test_two_machines_share_outputs_and_experiments_through_one_remote(tmp_path: Path):
+@pytest.mark.slow
+def test_two_machines_share_outputs_and_experiments_through_one_remote(trained_repo, tmp_path: Path):
     server = tmp_path / "server.git"
     run(tmp_path, "git", "init", "-q", "--bare", str(server))
-    # Machine A runs the pipeline and pushes: code and dvc.lock to git, outputs to a folder remote.
-    a = make_scratch_repo(tmp_path / "a", TINY_PARAMS)
-    dvc(a, "remote", "add", "-d", "shared", str(tmp_path / "storage"))
-    dvc(a, "repro")
-    commit(a, "results")
+    # Machine A has run the pipeline and committed its results; it pushes code and dvc.lock to git, outputs to a
+    # folder remote.
+    a = copy_of(trained_repo.path, tmp_path / "a")
     run(a, "git", "remote", "add", "origin", str(server))
     run(a, "git", "push", "-q", "origin", "HEAD")
     # 7 data arrays, the model, the plot data (4 training curves and their directory, 3 evaluate CSVs); the metrics
@@ -50,12 +50,15 @@ def test_two_machines_share_outputs_and_experiments_through_one_remote(tmp_path:
         assert (b / output).read_bytes() == (a / output).read_bytes()
     assert same_weights(a / "models/model.keras", b / "models/model.keras")
 
-    # B runs an experiment and pushes it; A pulls it, outputs included, and sees its results.
-    dvc(b, "exp", "run", "-n", "seed-1", "-S", "train.seed=1")
-    dvc(b, "exp", "push", "origin", "seed-1")
-    dvc(a, "exp", "pull", "origin", "seed-1")
-    shared = experiment(json.loads(dvc(a, "exp", "show", "--json", stderr=False)), "seed-1")
-    assert shared["params"]["params.yaml"]["data"]["train"]["seed"] == 1
-    assert "final_step_accuracy" in shared["metrics"]["metrics/evaluate.json"]["data"]
-    dvc(a, "exp", "apply", "seed-1")
-    assert same_weights(a / "models/model.keras", b / "models/model.keras")
+    # B runs an experiment (other test lengths: only `evaluate` reruns) and pushes it; A pulls it, outputs included,
+    # and sees its results.
+    dvc(b, "exp", "run", "-n", "longer", "-S", "evaluate.lengths=[6,12,60]")
+    dvc(b, "exp", "push", "origin", "longer")
+    dvc(a, "exp", "pull", "origin", "longer")
+    shared = experiment(json.loads(dvc(a, "exp", "show", "--json", stderr=False)), "longer")
+    assert shared["params"]["params.yaml"]["data"]["evaluate"]["lengths"] == [6, 12, 60]
+    assert shared["metrics"]["metrics/evaluate.json"]["data"]["by_length"].keys() == {"6", "12", "60"}
+    dvc(a, "exp", "apply", "longer")
+    by_length = "metrics/evaluate_accuracy_by_length.csv"  # a DVC-cached output, made on B only
+    assert (a / by_length).read_bytes() == (b / by_length).read_bytes()
+    assert len((a / by_length).read_text().splitlines()) == 4  # a header and the three lengths

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from stages.common import PAD, running_parity
+from stages.encoding import PAD, running_parity
 from stages.targets import inverse_position_scale, supervised_steps
 
 

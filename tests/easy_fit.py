@@ -1,0 +1,28 @@
+"""A configuration that learns within seconds, trained in memory: what the training tests fit."""
+
+import numpy as np
+
+from stages.encoding import running_parity
+from stages.params import DataParams, TrainParams
+from stages.targets import supervised_steps
+from stages.train import train
+from tests.arrays import generated
+
+# Short sequences and a larger learning rate: a configuration that learns within seconds for this seed.
+EASY_DATA = DataParams(seq_len=10, min_len=None, count=4000, val_count=500, test_count=1000, seed=1)
+EASY_TRAIN = TrainParams(
+    units=2, epochs=8, batch_size=32, learning_rate=0.01, forget_bias=1.0, seed=0, population=1, stop_at_accuracy=None
+)
+
+
+def every_step(bits: np.ndarray) -> np.ndarray:
+    return supervised_steps(bits, "running")
+
+
+def fit(params: TrainParams, data: DataParams = EASY_DATA, mode: str = "running", flip_labels=None):
+    """Train on the easy data; `flip_labels(parity, supervised)` may change the training labels first."""
+    bits, val_bits, _ = generated(data)
+    parity, supervised = running_parity(bits), supervised_steps(bits, mode)
+    if flip_labels is not None:
+        parity = flip_labels(parity, supervised)
+    return train(bits, parity, supervised, val_bits, running_parity(val_bits), params)
