@@ -5,8 +5,8 @@ arrays in memory or memory-mapped files of any size.
 import numpy as np
 import tensorflow as tf
 
-# Steps of consecutive rows a stretch of an epoch is batched from, held in memory at once: 50 MB (bits, parity and
-# weights; each batch is pair-encoded as it is gathered). The default data set (5M steps) is one window.
+# Steps of consecutive rows a stretch of an epoch is batched from, held in memory at once (bits, parity and weights;
+# each batch is pair-encoded as it is gathered). The default data set is one window.
 WINDOW_STEPS = 1 << 23
 
 
@@ -18,9 +18,9 @@ def shuffled_batches(
 
     Arrays larger than memory (memory-mapped files) are walked a window of consecutive rows at a time, windows
     in random order, each read in one sequential pass and its rows shuffled into batches. Picking rows from all
-    over files larger than memory drops pages before they are used again: 0.5 batches/s with 5.6 GiB of files in
-    1 GiB of memory, where windows keep the ~600 a second of cached files (measured). With one window, as at the
-    default size, this is a plain shuffle. Batches are gathered inside TensorFlow while the previous ones train.
+    over files larger than memory drops pages before they are used again, so every batch waits on the disk; a
+    window is read once. With one window, as at the default size, this is a plain shuffle. Batches are gathered
+    inside TensorFlow while the previous ones train.
     The batch dimension stays unknown (None) to Keras, so its XLA step is traced once; with plain arrays the
     smaller last batch makes Keras retrace and recompile it twice more.
     """
@@ -53,7 +53,7 @@ def shuffled_batches(
     # Keras knows the epoch's length: its progress bar counts batches, and it does not warn that the data ran out.
     batches_per_epoch = -(-count // batch_size)
     # Not `Dataset.from_generator`: on Python 3.11 its op sets glibc's mmap threshold to 128 KB for the whole process,
-    # and every training step's ~0.5 MB XLA buffer then comes from a fresh mmap (~600,000 page faults a run).
+    # and every training step's XLA buffer, larger than that, then comes from a fresh mmap: page faults every step.
     dataset = tf.data.Dataset.from_tensors(0).flat_map(window_starts).flat_map(batches)
     return dataset.apply(tf.data.experimental.assert_cardinality(batches_per_epoch)).prefetch(tf.data.AUTOTUNE)
 

@@ -31,9 +31,8 @@ ACCURACY_BY_LENGTH = METRICS_DIR / "evaluate_accuracy_by_length.csv"
 STATES = METRICS_DIR / "evaluate_states.csv"
 # Decimals of metrics/evaluate.json's mean final confidence: finer than 10,000 test sequences tell it.
 CONFIDENCE_DECIMALS = 5
-# Steps scored per call when testing long sequences: bounds memory whatever the length (~400 MB peak at the
-# defaults), and makes each default length one call: the time goes into the loop over steps, so fewer, wider
-# calls are faster.
+# Steps scored per call when testing long sequences: bounds memory whatever the length, and makes each default
+# length one call: the time goes into the loop over steps, so fewer, wider calls are faster.
 STEPS_PER_CALL = 10_000_000
 # Steps whose input term is computed in one product.
 BLOCK_STEPS = 256
@@ -51,9 +50,9 @@ def sigmoid_of_negated(values: np.ndarray) -> np.ndarray:
 class TrainedModel:
     """The reference architecture, LSTM(units, return_sequences=True) -> Dense(2, softmax), run by numpy.
 
-    Scoring needs no TensorFlow, whose import alone takes ~3 s; Keras' own numpy backend steps the LSTM through its
-    layer machinery at ~0.5 ms a step (10 s for the default lengths). The same arithmetic as Keras' LSTM cell,
-    gates in its order i, f, c, o; equal to Keras on TensorFlow to 1e-6 (tested).
+    Scoring needs no TensorFlow, whose import alone takes seconds, and Keras' own numpy backend steps the LSTM
+    through its layer machinery, many times slower. The same arithmetic as Keras' LSTM cell, gates in its order
+    i, f, c, o; equal to Keras on TensorFlow to 1e-6 (tested).
     """
 
     kernel: np.ndarray  # (2, 4 * units)

@@ -21,7 +21,7 @@ TRAIN_WEIGHTS = Path("data/train_weights.npy")
 VAL_PARITY = Path("data/val_parity.npy")
 TEST_PARITY = Path("data/test_parity.npy")
 METRICS_DIR = Path("metrics")
-# Steps per block of rows when a stage walks through an array: memory stays bounded (under 100 MiB) at any size.
+# Steps per block of rows when a stage walks through an array: memory stays bounded at any size.
 BLOCK_STEPS = 1 << 22
 
 

@@ -259,5 +259,5 @@ def main() -> None:
 if __name__ == "__main__":
     main()
     # Everything is written. The interpreter's last garbage collections at exit would walk TensorFlow's millions of
-    # objects (~0.8 s of the stage's wall time); frozen, they are skipped. Exit handlers still run.
+    # objects; frozen, they are skipped. Exit handlers still run.
     gc.freeze()
