@@ -153,10 +153,12 @@ def cpu_info() -> dict:
 def stamp() -> dict:
     """What a result was measured with: the code's commit, the date, the machine and the library versions."""
     cpu = cpu_info()
-    changed = run(REPO, "git", "status", "--porcelain", "--untracked-files=no", stderr=False).strip()
+    # Results stored by earlier parts of the same run are no change to the code measured.
+    status = ("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results")
+    changed = run(REPO, *status, stderr=False)
     return {
         "commit": run(REPO, "git", "rev-parse", "HEAD", stderr=False).strip(),
-        "uncommitted_changes": bool(changed),
+        "uncommitted_changes": bool(changed.strip()),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpu_model": cpu["model"],
         "cpu_id": cpu["id"],
