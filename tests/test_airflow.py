@@ -26,7 +26,7 @@ def airflow_home(tmp_path_factory) -> Path:
     return home
 
 
-def airflow(home: Path, dags: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def airflow(home: Path, dags: Path, *args: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -36,13 +36,13 @@ def airflow(home: Path, dags: Path, *args: str, check: bool = True) -> subproces
     }
     command = [sys.executable, "-m", "airflow", *args]
     result = subprocess.run(command, cwd=dags.parent, env=env, capture_output=True, text=True)
-    assert not check or result.returncode == 0, f"airflow {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, f"airflow {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
 
-def dags_test(home: Path, repo: Path, dag_id: str, conf: dict, check: bool = True) -> subprocess.CompletedProcess:
+def dags_test(home: Path, repo: Path, dag_id: str, conf: dict) -> subprocess.CompletedProcess:
     """`airflow dags test` of a DAG in `repo`/dags: the DAG's default repository is `repo`."""
-    return airflow(home, repo / "dags", "dags", "test", dag_id, "-c", json.dumps(conf), check=check)
+    return airflow(home, repo / "dags", "dags", "test", dag_id, "-c", json.dumps(conf))
 
 
 def experiments(repo: Path) -> dict[str, dict]:
