@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-from bench.scratch_repo import commit, dvc, make_scratch_repo
+from bench.scratch_repo import commit, dvc
 from stages.train import reference_model
-from tests.tiny_pipeline import TINY_PARAMS, stages_run
+from tests.tiny_pipeline import repo_with_folder_remote, stages_run
 
 
 def pytest_addoption(parser):
@@ -74,8 +74,7 @@ def trained_repo(tmp_path_factory) -> TrainedRepo:
     """The tiny pipeline, run once for the session: tests that need a run start from a copy of it
     (`tiny_pipeline.copy_of`), so every end-to-end behaviour costs only the stages it changes."""
     root = tmp_path_factory.mktemp("trained")
-    repo = make_scratch_repo(root / "repo", TINY_PARAMS)
-    dvc(repo, "remote", "add", "-d", "shared", str(root / "storage"))
+    repo = repo_with_folder_remote(root / "repo")
     xla_cache = root / "xla"
     with pytest.MonkeyPatch.context() as environment:
         # The opt-in persistent XLA cache, cold here: a test compares a warm run's bytes with these.

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.scratch_repo import REPO, commit, dvc, identify, make_scratch_repo, run
-from tests.tiny_pipeline import TINY_PARAMS, stages_run
+from bench.scratch_repo import REPO, dvc, identify, pipeline_environment, run
+from tests.tiny_pipeline import repo_with_folder_remote, stages_run
 
 pytestmark = pytest.mark.slow
 # Run conf of the DAG runs here: the pipeline DAG's run (seed 3) is also one of the sweep's, which restores it from
@@ -27,9 +27,7 @@ def airflow_home(tmp_path_factory) -> Path:
 
 
 def airflow(home: Path, dags: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    env = pipeline_environment() | {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -58,13 +56,8 @@ def experiments(repo: Path) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def dag_repo(tmp_path_factory) -> Path:
-    """A scratch pipeline (tiny params) whose default DVC remote is the folder `storage` beside it: the DAG runs
-    of this module share it."""
-    root = tmp_path_factory.mktemp("dags")
-    repo = make_scratch_repo(root / "repo", TINY_PARAMS)
-    dvc(repo, "remote", "add", "-d", "shared", str(root / "storage"))
-    commit(repo, "a folder DVC remote")
-    return repo
+    """The tiny pipeline with a folder DVC remote: the DAG runs of this module share it."""
+    return repo_with_folder_remote(tmp_path_factory.mktemp("dags") / "repo")
 
 
 def test_the_dag_folder_imports_with_both_dags(airflow_home: Path):
@@ -81,7 +74,7 @@ def test_pipeline_dag_runs_each_stage_once_and_records_an_experiment(airflow_hom
     assert re.findall(r"Running stage '(\w+)'", result.stdout) == ["generate", "targets", "train", "evaluate"]
     assert stages_run(result.stdout)["restored"] == {"generate", "targets", "train"}
     assert [params["train"]["seed"] for params in experiments(dag_repo).values()] == [3]
-    assert (dag_repo.parent / "storage/runs").is_dir()
+    assert (dag_repo.parent / "repo_storage/runs").is_dir()
 
 
 # A task's first steps: a checkout of the repository with the run's params applied and checked.
@@ -97,9 +90,7 @@ except CommandFailed as error:
 
 
 def test_bad_set_params_fail_a_task_before_any_dvc_command_runs(airflow_home: Path, tmp_path: Path):
-    repo = make_scratch_repo(tmp_path / "repo", TINY_PARAMS)
-    dvc(repo, "remote", "add", "-d", "shared", str(tmp_path / "storage"))
-    commit(repo, "a folder DVC remote")
+    repo = repo_with_folder_remote(tmp_path / "repo")
     env = {**os.environ, "AIRFLOW_HOME": str(airflow_home), "PYTHONPATH": str(repo / "dags")}
 
     def refusal(*set_params: str) -> str:
@@ -110,7 +101,7 @@ def test_bad_set_params_fail_a_task_before_any_dvc_command_runs(airflow_home: Pa
     assert refusal("train.epochs=2") == "checked out"
     assert refusal("train.epochs=0").endswith("params.yaml: train.epochs = 0: Input should be greater than 0")
     assert refusal("train.epochs").startswith("set_params ['train.epochs']: ")
-    assert not (tmp_path / "storage").exists()
+    assert not (tmp_path / "repo_storage").exists()
 
 
 def test_sweep_dag_pushes_every_experiment_to_the_git_server_and_remote(

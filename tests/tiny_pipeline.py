@@ -4,7 +4,7 @@ import re
 import shutil
 from pathlib import Path
 
-from bench.scratch_repo import commit, dvc
+from bench.scratch_repo import commit, dvc, make_scratch_repo
 
 STAGES = ("generate", "targets", "train", "evaluate")
 TINY_PARAMS = {
@@ -39,6 +39,15 @@ def repro(cwd: Path) -> dict[str, set[str]]:
 
 def ran_exactly(*stages: str) -> dict[str, set[str]]:
     return {"ran": set(stages), "restored": set(), "skipped": set(STAGES) - set(stages)}
+
+
+def repo_with_folder_remote(path: Path) -> Path:
+    """The tiny pipeline in a new git repo at `path`, whose default DVC remote `shared` is the folder beside it,
+    `path`_storage, committed."""
+    make_scratch_repo(path, TINY_PARAMS)
+    dvc(path, "remote", "add", "-d", "shared", str(path.parent / f"{path.name}_storage"))
+    commit(path, "a folder DVC remote")
+    return path
 
 
 def copy_of(repo: Path, path: Path) -> Path:
