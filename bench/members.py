@@ -1,54 +1,84 @@
-"""Part `members`: tuning evidence for the selection rule. A population of MEMBERS (seeds 0 to MEMBERS - 1, the
-reference settings) trained in this process; per member, its validation final-step accuracy and its final-step
-accuracy on FRESH_SEQUENCES fresh sequences of length FRESH_LENGTH from a stream no stage draws (not the test set).
+"""Part `members`: tuning evidence for the selection rule, and the two engines side by side. A population of MEMBERS
+(seeds 0 to MEMBERS - 1, the reference settings) trained in this process by each engine, `fused` then `keras`; per
+member, its validation final-step accuracy and its final-step accuracy on FRESH_SEQUENCES fresh sequences of
+length FRESH_LENGTH from a stream no stage draws (not the test set). Which members converge must agree between the
+engines for at least AGREEMENT of them.
 
     python -m bench --parts members
 """
 
 from pathlib import Path
 
+import numpy as np
+
 from bench.harness import default_data, training_environment
+from stages.convergence import HOLDS, wilson
 
 MEMBERS = 100
+AGREEMENT = 98
 # Fresh sequences far longer than training's, from a seed of their own: no stage draws this stream.
 FRESH_LENGTH, FRESH_SEQUENCES, FRESH_STREAM = 10_000, 1_000, 987_654
 
 
 def measure(scratch: Path) -> dict:
-    """Per member of a population of MEMBERS (the default params but `train.population`): does a perfect score on
-    the validation set at the training length go with holding at length FRESH_LENGTH? `scratch` is not used."""
+    """Per engine, a population of MEMBERS (the default params but `train.population` and `train.engine`): which
+    members converge, and does a perfect score on the validation set at the training length go with holding at
+    length FRESH_LENGTH? `scratch` is not used."""
     with training_environment():
-        import keras
-        import numpy as np
-
-        from stages.convergence import HOLDS
         from stages.encoding import running_parity
         from stages.params import TrainParams
         from stages.train import CONVERGED, Validation, train
 
         params, arrays = default_data()
-        trained = train(*arrays, TrainParams(**params["train"] | {"population": MEMBERS, "seed": 0}))
         fresh = np.random.default_rng([FRESH_STREAM, FRESH_LENGTH]).integers(
             0, 2, (FRESH_SEQUENCES, FRESH_LENGTH), dtype=np.uint8
         )
-        scorer = Validation(fresh, running_parity(fresh))
-        scorer.set_model(keras.Sequential([keras.Input((None, 2)), trained.population]))
-        scorer.on_train_begin()
-        at_length, validation = scorer.accuracy(), trained.val_accuracy[-1]
+        members = {}
+        for engine in ("fused", "keras"):
+            run = TrainParams(**params["train"] | {"population": MEMBERS, "seed": 0, "engine": engine})
+            trained = train(*arrays, run)
+            members[engine] = {
+                "validation": trained.val_accuracy[-1].tolist(),
+                "at_length": Validation(fresh, running_parity(fresh)).accuracy(trained.members).tolist(),
+            }
+    figures = {engine: member_figures(**runs) for engine, runs in members.items()}
+    fused, keras = (np.array(members[engine]["validation"]) >= CONVERGED for engine in ("fused", "keras"))
+    differ = np.flatnonzero(fused != keras).tolist()
+    lines = [
+        f"Members of one population of {MEMBERS} (seeds 0-{MEMBERS - 1}), each engine:",
+        "",
+        "| engine | converged on validation | 95 % interval | of those, hold >= "
+        f"{HOLDS} at length {FRESH_LENGTH} | do not | validation 1.0 among those that hold | among those that do not |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for engine, f in figures.items():
+        low, high = wilson(f["converged"], MEMBERS)
+        lines.append(
+            f"| `{engine}` | {f['converged']}/{MEMBERS} | {low:.2f}-{high:.2f} | {f['converged_and_hold']} | "
+            f"{f['converged_not_hold']} | {f['hold_at_validation_1']} | {f['not_hold_at_validation_1']} |"
+        )
+    lines.append(
+        f"\nThe engines agree on which members converge for {MEMBERS - len(differ)} of {MEMBERS} (at least "
+        f"{AGREEMENT} required); they differ on seeds {', '.join(map(str, differ)) or 'none'}."
+    )
+    return {
+        "figures": figures,
+        "members": members,
+        "agree": MEMBERS - len(differ),
+        "differ": differ,
+        "table": "\n".join(lines),
+    }
+
+
+def member_figures(validation: list[float], at_length: list[float]) -> dict:
+    from stages.train import CONVERGED  # imports TensorFlow: only when measuring
+
+    validation, at_length = np.array(validation), np.array(at_length)
     converged, holds, perfect = validation >= CONVERGED, at_length >= HOLDS, validation == 1.0
-    figures = {
+    return {
         "converged": int(converged.sum()),
         "converged_and_hold": int((converged & holds).sum()),
         "converged_not_hold": int((converged & ~holds).sum()),
         "not_hold_at_validation_1": int((converged & ~holds & perfect).sum()),
         "hold_at_validation_1": int((holds & perfect).sum()),
     }
-    table = (
-        f"Members of one population of {MEMBERS} (seeds 0-{MEMBERS - 1}): {figures['converged']} converged on "
-        f"validation; of those, {figures['converged_and_hold']} hold >= {HOLDS} at length {FRESH_LENGTH} on fresh "
-        f"sequences and {figures['converged_not_hold']} do not; validation accuracy 1.0: "
-        f"{figures['hold_at_validation_1']} of those that hold, {figures['not_hold_at_validation_1']} of those that "
-        "do not."
-    )
-    members = {"validation": validation.tolist(), "at_length": at_length.tolist()}
-    return {"figures": figures, "members": members, "table": table}

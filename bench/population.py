@@ -1,53 +1,109 @@
-"""Part `population`: seconds per epoch of `train`'s population of K 1-unit members at the default size, for each
-K of POPULATIONS, trained in this process on the default training and validation data.
+"""Part `population`: seconds per epoch of `train`'s population of K 1-unit members at the default size, validation
+of every member included, with each engine: `fused` on one thread and on two, `keras` (TensorFlow + XLA); and the
+fused kernels' compile time, cold and from numba's cache.
 
     python -m bench --parts population
+
+Trained in this process on the default training and validation data, the engines alternated within each K.
 """
 
 import statistics
+import subprocess
+import sys
 import time
+from contextlib import contextmanager
+from itertools import pairwise
 from pathlib import Path
 
 from bench.harness import default_data, training_environment
+from bench.scratch_repo import make_scratch_repo
 
-POPULATIONS = (1, 4, 20, 100)
-# Epoch 1 includes compiling: the median of the later ones is the steady cost, so there must be some.
-POPULATION_EPOCHS = 3
+POPULATIONS = (1, 20, 100)
+# (name, train.engine, the fused engine's threads at most), run in this order at each K.
+ENGINES = (("fused, 1 thread", "fused", 1), ("fused, 2 threads", "fused", 2), ("keras", "keras", 2))
+# Epoch 1 includes building the members (and Keras' compiling): the median of the later ones is the steady cost.
+EPOCHS = {"fused": 4, "keras": 3}
+# Seconds per epoch the fused engine must reach at each K (two cores, validation included).
+TARGETS = {1: 0.2, 20: 1.5, 100: 6.0}
+# Compiles (or loads) every fused kernel `train` and `evaluate` call, as their first calls do.
+COMPILE = """
+import time
+started = time.perf_counter()
+import numpy as np
+from stages import fused
+bits = np.zeros((1, 1), np.uint8)
+theta = np.zeros((1, fused.Layout(1).size), np.float32)
+fused.probability_of_one(theta, bits)
+fused.Adam(theta, 0.1).apply(fused.gradients(theta, bits, bits, np.ones((1, 1), np.float32))[0])
+print(time.perf_counter() - started)
+"""
+
+
+@contextmanager
+def threads(count: int):
+    """The fused engine's threads at most (what NUMBA_NUM_THREADS sets for a process)."""
+    import numba
+
+    before, numba.config.NUMBA_NUM_THREADS = numba.config.NUMBA_NUM_THREADS, count
+    try:
+        yield
+    finally:
+        numba.config.NUMBA_NUM_THREADS = before
+
+
+def epoch_seconds(arrays, params: dict, engine: str, members: int) -> list[float]:
+    """Wall seconds of each epoch, validation included."""
+    from stages.params import TrainParams
+    from stages.train import train
+
+    ends = [time.perf_counter()]
+    run = TrainParams(**params["train"] | {"engine": engine, "population": members, "epochs": EPOCHS[engine]})
+    train(*arrays, run, lambda loss, accuracy: ends.append(time.perf_counter()))
+    return [end - start for start, end in pairwise(ends)]
+
+
+def compile_seconds(scratch: Path) -> dict:
+    """The fused kernels' first calls in a fresh copy of the code: compiled (cold), then loaded from numba's cache
+    that the first run wrote (warm); each in a process of its own."""
+    repo = make_scratch_repo(scratch / "compile", numba_cache=False)
+    command = [sys.executable, "-c", COMPILE]
+    cold, warm = (
+        float(subprocess.run(command, cwd=repo, capture_output=True, text=True, check=True).stdout) for _ in "ab"
+    )
+    return {"cold_s": cold, "warm_s": warm}
 
 
 def measure(scratch: Path) -> dict:
-    """Seconds per epoch (the median of epochs 2 on) for each of POPULATIONS; `scratch` is not used (no files)."""
+    compiled = compile_seconds(scratch)
+    print(f"fused kernels: {compiled['cold_s']:.1f} s cold, {compiled['warm_s']:.2f} s from the cache", flush=True)
+    runs = {}
     with training_environment():
-        import keras
-
-        from stages.params import TrainParams
-        from stages.train import train
-
-        class EpochTimes(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.times = []
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self.started = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                self.times.append(time.perf_counter() - self.started)
-
         params, arrays = default_data()
-        result = {}
         for members in POPULATIONS:
-            train_params = TrainParams(**params["train"] | {"population": members, "epochs": POPULATION_EPOCHS})
-            timer = EpochTimes()
-            started = time.perf_counter()
-            train(*arrays, train_params, callbacks=[timer])
-            result[members] = {"epochs_s": timer.times, "total_s": time.perf_counter() - started}
-            print(f"population {members}: epochs {', '.join(f'{t:.1f}' for t in timer.times)} s", flush=True)
-    one = statistics.median(result[1]["epochs_s"][1:])
+            for name, engine, count in (
+                ("fused, 1 thread", "fused", 1),
+                ("fused, 2 threads", "fused", 2),
+                ("keras", "keras", 2),
+            ):
+                with threads(count):
+                    seconds = epoch_seconds(arrays, params, engine, members)
+                runs[f"{members} {name}"] = seconds
+                print(f"population {members}, {name}: epochs {', '.join(f'{s:.2f}' for s in seconds)} s", flush=True)
+    steady = {key: statistics.median(seconds[1:]) for key, seconds in runs.items()}
     lines = [
-        "| members K | seconds per epoch | x one member | seconds per member-epoch |",
-        "| --- | --- | --- | --- |",
+        "| members K | `fused`, 1 thread | `fused`, 2 threads | `keras` (TensorFlow + XLA) | `keras` / best `fused` "
+        "| target |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for members, figures in result.items():
-        epoch = statistics.median(figures["epochs_s"][1:])
-        lines.append(f"| {members} | {epoch:.2f} | {epoch / one:.1f} | {epoch / members:.3f} |")
-    return {"runs": result, "table": "\n".join(lines)}
+    for members in POPULATIONS:
+        one, two, keras = (steady[f"{members} {name}"] for name in ("fused, 1 thread", "fused, 2 threads", "keras"))
+        lines.append(
+            f"| {members} | {one:.3f} s | {two:.3f} s | {keras:.2f} s | {keras / min(one, two):.1f}x | "
+            f"<= {TARGETS[members]} s |"
+        )
+    lines.append(
+        "\nSeconds per epoch (median of epochs 2 on), validation of every member included. The fused kernels' "
+        f"first calls in a fresh checkout: {compiled['cold_s']:.1f} s compiling, {compiled['warm_s']:.2f} s from "
+        "numba's cache."
+    )
+    return {"runs": runs, "steady_s": steady, "compile": compiled, "table": "\n".join(lines)}

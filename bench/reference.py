@@ -55,7 +55,7 @@ def main(seed: int, test_bits_file: Path, out: Path) -> None:
     finished = time.perf_counter()
 
     test_bits = load_bits(test_bits_file)
-    metrics, _ = score(model.predict(one_hot_pairs(test_bits), verbose=0), running_parity(test_bits))
+    metrics, _ = score(model.predict(one_hot_pairs(test_bits), verbose=0)[..., 0], running_parity(test_bits))
     result = {
         "import_s": imported - started,
         "data_s": data_built - imported,

@@ -51,13 +51,16 @@ def commit(repo: Path, message: str) -> None:
     run(repo, "git", "commit", "-qm", message)
 
 
-def make_scratch_repo(path: Path, params: dict | None = None) -> Path:
-    """Copy the pipeline (code, DAGs, dvc.yaml, params or `params`) into a new git repo at `path` and commit it."""
+def make_scratch_repo(path: Path, params: dict | None = None, numba_cache: bool = True) -> Path:
+    """Copy the pipeline (code, DAGs, dvc.yaml, params or `params`) into a new git repo at `path` and commit it.
+    With `numba_cache`, the fused kernels this checkout compiled come along (numba keys them by the source's
+    content, so they hold in the copy); without, the copy compiles them anew, as a fresh clone does."""
     for name in PIPELINE_FILES:
         (path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, path / name)
+    left_out = shutil.ignore_patterns("*.pyc" if numba_cache else "__pycache__")
     for folder in ("stages", "dags"):
-        shutil.copytree(REPO / folder, path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(REPO / folder, path / folder, ignore=left_out)
     if params is not None:
         (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(path, "git", "init", "-q")

@@ -1,6 +1,9 @@
 """The training batches: (pair-encoded bits, pair-encoded parity, loss weights), shuffled anew every epoch, from
-arrays in memory or memory-mapped files of any size.
+arrays in memory or memory-mapped files of any size; one order for both engines (`epoch_batches` for the fused one,
+`shuffled_batches`, a tf.data pipeline, for Keras).
 """
+
+from collections.abc import Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -8,6 +11,37 @@ import tensorflow as tf
 # Steps of consecutive rows a stretch of an epoch is batched from, held in memory at once (bits, parity and weights;
 # each batch is pair-encoded as it is gathered). The default data set is one window.
 WINDOW_STEPS = 1 << 23
+
+
+def window_rows(seq_len: int, batch_size: int) -> int:
+    """Rows of a window: whole batches, so that only the last batch of the data's last window is smaller."""
+    return max(1, WINDOW_STEPS // seq_len // batch_size) * batch_size
+
+
+def window_order(rng: np.random.Generator, count: int, window: int) -> np.ndarray:
+    """The first rows of the windows, in this epoch's order."""
+    return rng.permutation(range(0, count, window))
+
+
+def rows_order(rng: np.random.Generator, count: int, window: int, start: int) -> np.ndarray:
+    """The window's rows, counted from its start, in this epoch's order; batches are consecutive runs of it."""
+    return rng.permutation(min(window, count - start))
+
+
+def epoch_batches(
+    bits: np.ndarray, parity: np.ndarray, supervised: np.ndarray, batch_size: int, rng: np.random.Generator
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """One epoch of (bits, parity, loss weights) batches, unencoded, in the order `shuffled_batches` gives them for
+    the same seed: each window read in one sequential pass, its rows gathered in ascending order."""
+    count, seq_len = bits.shape
+    window = window_rows(seq_len, batch_size)
+    for start in window_order(rng, count, window):
+        rows = slice(start, start + window)
+        arrays = np.asarray(bits[rows]), np.asarray(parity[rows]), np.asarray(supervised[rows])
+        order = rows_order(rng, count, window, start)
+        for first in range(0, len(order), batch_size):
+            batch = np.sort(order[first : first + batch_size])
+            yield tuple(array[batch] for array in arrays)
 
 
 def shuffled_batches(
@@ -26,17 +60,16 @@ def shuffled_batches(
     """
     rng = np.random.default_rng(seed)
     count, seq_len = bits.shape
-    # Whole batches, so that only the last batch of the data's last window is smaller.
-    window = max(1, WINDOW_STEPS // seq_len // batch_size) * batch_size
+    window = window_rows(seq_len, batch_size)
 
     def window_starts(_: tf.Tensor) -> tf.data.Dataset:
         # Run each time Keras iterates the dataset, so every epoch draws a new order.
-        starts = tf.numpy_function(lambda: rng.permutation(range(0, count, window)), [], tf.int64)
+        starts = tf.numpy_function(lambda: window_order(rng, count, window), [], tf.int64)
         return tf.data.Dataset.from_tensor_slices(tf.ensure_shape(starts, (None,)))
 
     def read_window(start: np.int64) -> tuple[np.ndarray, ...]:
         rows = slice(start, start + window)  # one sequential read from each file
-        return bits[rows], parity[rows], supervised[rows], rng.permutation(min(window, count - start))
+        return bits[rows], parity[rows], supervised[rows], rows_order(rng, count, window, start)
 
     def batches(start: tf.Tensor) -> tf.data.Dataset:
         window_types = (tf.uint8, tf.uint8, tf.float32, tf.int64)

@@ -63,7 +63,14 @@ class EvaluateParams(Params):
     seed: NonNegativeInt
 
 
+# The fused engine keeps a copy of its member's weights in every lane it runs (stages/fused.py): past this many units
+# (4u^2 + 14u + 4 weights a member), the copies outgrow the core's caches.
+FUSED_MAX_UNITS = 16
+
+
 class TrainParams(Params):
+    # fused: the numba engine (stages/fused.py), the default; keras: the TensorFlow population it is tested against.
+    engine: Literal["fused", "keras"]
     units: PositiveInt
     epochs: PositiveInt
     batch_size: PositiveInt
@@ -75,6 +82,15 @@ class TrainParams(Params):
     population: PositiveInt
     # Stop after the first epoch in which a member's validation final-step accuracy reaches this; null: all `epochs`.
     stop_at_accuracy: float | None = Field(gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _units_the_engine_runs(self):
+        if self.engine == "fused" and self.units > FUSED_MAX_UNITS:
+            raise ValueError(
+                f"train.units ({self.units}) is more than the fused engine runs ({FUSED_MAX_UNITS}); "
+                "set train.engine: keras"
+            )
+        return self
 
 
 def load_params(section: str, schema: type[P], path: Path = PARAMS_FILE) -> P:

@@ -56,13 +56,11 @@ class Population(keras.layers.Layer):
         self.members, self.units = members, units
         self.cell = PopulationCell(members, units)
         self.sequences = keras.layers.RNN(self.cell, return_sequences=True)
-        self.last_step = keras.layers.RNN(self.cell)  # the same cell and weights, only the last output kept
 
     def build(self, input_shape) -> None:
         k, u = self.members, self.units
         gates_shape = (*input_shape[:-1], 4 * k * u)
         self.sequences.build(gates_shape)
-        self.last_step.build(gates_shape)
         # Gate-major like the cell's; zeros here, `set_members` sets the members' own weights.
         self.kernel = self.add_weight(shape=(2, 4, k, u), initializer="zeros", name="kernel")
         self.bias = self.add_weight(shape=(4, k, u), initializer="zeros", name="bias")
@@ -106,10 +104,6 @@ class Population(keras.layers.Layer):
 
     def call(self, inputs):
         return self._logits(self.sequences(self._input_gates(inputs)))
-
-    def final_probabilities(self, inputs):
-        """Every member's probability of odd parity (softmax slot 0) at the last step only: (batch, members)."""
-        return ops.softmax(self._logits(self.last_step(self._input_gates(inputs))), axis=-1)[..., 0]
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.members, 2)

@@ -13,8 +13,9 @@ import sys
 
 import numpy as np
 
-from stages.encoding import one_hot_pairs, running_parity
-from stages.evaluate import Forward, load_trained_model
+from stages.encoding import running_parity
+from stages.evaluate import TrainedModel, load_trained_model
+from stages.fused import predicted_odd
 
 MAX_BITS = 100_000
 
@@ -30,17 +31,17 @@ def parse_bits(text: str) -> np.ndarray:
     return np.frombuffer(text.encode(), np.uint8) - ord("0")
 
 
-def predict_line(forward: Forward, bits: np.ndarray) -> str:
-    probability_of_one = float(forward(one_hot_pairs(bits[None]))[0, -1, 0])
-    predicted = int(probability_of_one > 0.5)
-    confidence = max(probability_of_one, 1 - probability_of_one)
+def predict_line(model: TrainedModel, bits: np.ndarray) -> str:
+    probability_of_one = float(model.probability_of_one(bits[None])[-1, 0])
+    predicted = int(predicted_odd(probability_of_one))
+    confidence = probability_of_one if predicted else 1 - probability_of_one
     text = "".join(map(str, bits))
     return f"{text}\t{predicted}\t{confidence:.4f}\t{running_parity(bits)[-1]}"
 
 
 def main(arguments: list[str]) -> int:
     sequences = arguments or [line.strip() for line in sys.stdin]
-    forward = load_trained_model()
+    model = load_trained_model()
     status = 0
     for number, text in enumerate(sequences, 1):
         try:
@@ -49,7 +50,7 @@ def main(arguments: list[str]) -> int:
             print(f"predict: sequence {number}: {error}", file=sys.stderr)
             status = 2
             continue
-        print(predict_line(forward, bits), flush=True)
+        print(predict_line(model, bits), flush=True)
     return status
 
 

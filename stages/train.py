@@ -5,20 +5,20 @@ input  [[1,0] [0,1] [1,0]]     bits 1 0 1, each as the pair [x, 1-x]
 target [[1,0] [1,0] [0,1]]     running parity 1 1 0, paired the same way
 
 With `train.population: 1` (the default) this is the reference experiment: one model from `train.seed`.
+`train.engine` picks who trains: `fused` (stages/fused_engine.py, the default) or `keras` (stages/keras_engine.py,
+TensorFlow). Both start from the same weights, see the same batches and are validated by the same forward pass.
 """
 
 import gc
 import signal
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
 import numpy as np
-import tensorflow as tf
 from dvclive import Live
 
-from stages.batches import shuffled_batches
-from stages.encoding import one_hot_pairs
+from stages import fused, fused_engine, keras_engine
 from stages.files import (
     METRICS_DIR,
     TRAIN_BITS,
@@ -32,18 +32,14 @@ from stages.files import (
 )
 from stages.model_file import save_model
 from stages.params import TrainParams, load_params
-from stages.population import Population, population_loss
 from stages.xla import set_training_options
 
 # Validation final-step accuracy from which a member counts as converged.
 CONVERGED = 0.99
-# Batches per call into the compiled training loop: a whole default epoch, so Python runs once an epoch.
-STEPS_PER_EXECUTION = 1024
-# Sequence steps times members scored in one call on the validation set: bounds its memory at any size.
-VALIDATION_CHUNK = 1 << 22
-# Significant digits of the logged training loss: its later digits follow the weights' last bits, which the CPU's
-# instruction set decides (docs/reproducibility.md), and an epoch's mean loss means nothing finer.
+# Significant digits of the logged training loss: its later digits follow the weights' last bits, and an epoch's
+# mean loss means nothing finer.
 LOSS_DIGITS = 4
+ENGINES = {"fused": fused_engine.fit, "keras": keras_engine.fit}
 
 
 def reference_model(units: int, forget_bias: float = 1.0) -> keras.Sequential:
@@ -70,89 +66,55 @@ def initial_weights(seed: int, units: int, forget_bias: float) -> list[np.ndarra
     return reference_model(units, forget_bias).get_weights()
 
 
-def build_population(params: TrainParams) -> keras.Model:
-    """`params.population` reference models as one Keras model; member k starts from `initial_weights(seed + k)`."""
-    inputs = keras.Input((None, 2))
-    population = Population(params.population, params.units)
-    model = keras.Model(inputs, population(inputs))
-    population.set_members(
-        [initial_weights(params.seed + k, params.units, params.forget_bias) for k in range(params.population)]
+def initial_members(params: TrainParams) -> np.ndarray:
+    """Member k starts from `initial_weights(seed + k)`: a member a flat row."""
+    return np.stack(
+        [
+            fused.flatten(initial_weights(params.seed + k, params.units, params.forget_bias))
+            for k in range(params.population)
+        ]
     )
-    model.compile(
-        optimizer=keras.optimizers.Adam(params.learning_rate),
-        loss=population_loss,  # the sum of the members' losses: each member's gradient is its own
-        jit_compile=True,
-        steps_per_execution=STEPS_PER_EXECUTION,
-    )
-    # Built now, not lazily in the first step, so the compiled step is not traced a second time in epoch 2.
-    model.optimizer.build(model.trainable_variables)
-    return model
 
 
-class Validation(keras.callbacks.Callback):
-    """Scores every member on the validation set after each epoch: its final-step accuracy, the parity of the
-    whole sequence. Stops training once a member reaches `stop_at` (None: never)."""
+class Validation:
+    """Scores every member on the validation set: its final-step accuracy, the parity of the whole sequence."""
 
-    def __init__(self, bits: np.ndarray, parity: np.ndarray, stop_at: float | None = None):
-        super().__init__()
-        self.bits, self.final_parity, self.stop_at = bits, parity[:, -1], stop_at
-        self.by_epoch: list[np.ndarray] = []  # (members,) final-step accuracies, one array an epoch
+    def __init__(self, bits: np.ndarray, parity: np.ndarray):
+        self.bits, self.odd = bits, parity[:, -1] == 1
 
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        population = self.model.layers[-1]
-        # One traced function for every shape of input.
-        self.final_probabilities = tf.function(
-            population.final_probabilities, input_signature=[tf.TensorSpec((None, None, 2))]
-        )
-
-    def accuracy(self) -> np.ndarray:
-        """Each member's final-step accuracy on the validation set, (members,), scored in chunks of rows."""
-        members = self.model.layers[-1].members
-        chunk = max(1, VALIDATION_CHUNK // (self.bits.shape[1] * members))
-        right = np.zeros(members, np.int64)
-        for start in range(0, len(self.bits), chunk):
-            probability_of_one = self.final_probabilities(one_hot_pairs(self.bits[start : start + chunk])).numpy()
-            odd = self.final_parity[start : start + chunk, None] == 1
-            right += ((probability_of_one > 0.5) == odd).sum(axis=0)
-        return right / len(self.bits)
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        accuracy = self.accuracy()
-        self.by_epoch.append(accuracy)
-        logs["val_best_final_step_accuracy"] = float(accuracy.max())
-        logs["val_converged_share"] = float((accuracy >= CONVERGED).mean())
-        if self.stop_at is not None and accuracy.max() >= self.stop_at:
-            self.model.stop_training = True
+    def accuracy(self, members: np.ndarray) -> np.ndarray:
+        """Each member's (a flat row of `members`) final-step accuracy, (members,)."""
+        probability = fused.probability_of_one(members, self.bits, final_only=True)[0]  # (rows, members)
+        return (fused.predicted_odd(probability) == self.odd[:, None]).mean(axis=0)
 
 
-class StopOnSignal(keras.callbacks.Callback):
-    """Ctrl-C (SIGINT) or SIGTERM during `fit` ends training when the compiled loop next returns, by raising
-    KeyboardInterrupt from here. Raised by the signal handler itself, it could land in library code that swallows
-    it: a run under `dvc repro` was seen training on after Ctrl-C."""
+class Signals:
+    """Ctrl-C (SIGINT) or SIGTERM while training is noted; the engine ends training at its next batch by raising
+    KeyboardInterrupt itself. Raised by the signal handler, it could land in library code that swallows it: a run
+    under `dvc repro` was seen training on after Ctrl-C."""
 
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        self.signalled = False
+    def __enter__(self) -> Callable[[], bool]:
+        self.received = False
         self.previous = {sig: signal.signal(sig, self.note) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return lambda: self.received
 
     def note(self, signum: int, frame) -> None:
-        self.signalled = True
+        self.received = True
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self.signalled:
-            raise KeyboardInterrupt
-
-    on_epoch_end = on_train_batch_end
-
-    def on_train_end(self, logs: dict | None = None) -> None:
+    def __exit__(self, *exception) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
 
 
 @dataclass
 class Trained:
-    population: Population
+    members: np.ndarray  # (members, weights): each member's weights at the end, flat (`fused.flatten`)
     val_accuracy: np.ndarray  # (epochs, members): validation final-step accuracy of each member after each epoch
     selected: int
+
+    def member(self, k: int) -> list[np.ndarray]:
+        """Member k's weights, in the reference model's `get_weights()` order."""
+        return fused.unflatten(self.members[k])
 
 
 def converged_epochs(val_accuracy: np.ndarray) -> list[int | None]:
@@ -176,45 +138,45 @@ def train(
     val_bits: np.ndarray,
     val_parity: np.ndarray,
     params: TrainParams,
-    callbacks=(),
+    on_epoch: Callable[[float, np.ndarray], None] = lambda loss, accuracy: None,
 ) -> Trained:
-    """Fit a fresh population, each step's loss weighted by `supervised`, and pick its best member on the validation
-    set; the same params and data give the same weights."""
-    model = build_population(params)
+    """Fit a fresh population with `params.engine`, each step's loss weighted by `supervised`, and pick its best
+    member on the validation set; the same params and data give the same weights. After each epoch,
+    `on_epoch(mean member loss, each member's validation accuracy)`."""
+    initial = initial_members(params)
     keras.utils.set_random_seed(params.seed)  # the members' initialisation reseeded Keras once for each
-    validation = Validation(val_bits, val_parity, params.stop_at_accuracy)
-    model.fit(
-        shuffled_batches(bits, parity, supervised, params.batch_size, params.seed),
-        epochs=params.epochs,
-        shuffle=False,  # the dataset shuffles itself
-        callbacks=[StopOnSignal(), validation, *callbacks],
-        # A live bar on a terminal; one line per epoch in logs (dvc repro, CI).
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
-    val_accuracy = np.array(validation.by_epoch)
-    return Trained(population=model.layers[-1], val_accuracy=val_accuracy, selected=select(val_accuracy[-1]))
+    validation, by_epoch = Validation(val_bits, val_parity), []
+
+    def end_of_epoch(loss: float, members: np.ndarray) -> bool:
+        accuracy = validation.accuracy(members)
+        by_epoch.append(accuracy)
+        print(
+            f"validation: best final-step accuracy {accuracy.max():.4f}, "
+            f"{int((accuracy >= CONVERGED).sum())}/{len(accuracy)} members converged",
+            flush=True,
+        )
+        on_epoch(loss, accuracy)
+        return params.stop_at_accuracy is not None and accuracy.max() >= params.stop_at_accuracy
+
+    with Signals() as interrupted:
+        members = ENGINES[params.engine](initial, (bits, parity, supervised), params, end_of_epoch, interrupted)
+    val_accuracy = np.array(by_epoch)
+    return Trained(members=members, val_accuracy=val_accuracy, selected=select(val_accuracy[-1]))
 
 
 def member_model(trained: Trained, k: int, params: TrainParams) -> keras.Model:
     """Member k as an ordinary reference model, the one `evaluate` and `predict` load."""
     model = reference_model(params.units, params.forget_bias)
-    model.set_weights(trained.population.member(k))
+    model.set_weights(trained.member(k))
     return model
 
 
-class LogEpoch(keras.callbacks.Callback):
+def log_epoch(live: Live, loss: float, accuracy: np.ndarray) -> None:
     """Per-epoch figures to dvclive that stay readable for any population size."""
-
-    def __init__(self, live: Live, members: int):
-        super().__init__()
-        self.live, self.members = live, members
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        loss = logs["loss"] / self.members  # a member's mean loss
-        self.live.log_metric("train/loss", float(f"{loss:.{LOSS_DIGITS}g}"))
-        self.live.log_metric("val/best_final_step_accuracy", logs["val_best_final_step_accuracy"])
-        self.live.log_metric("val/converged_share", logs["val_converged_share"])
-        self.live.next_step()
+    live.log_metric("train/loss", float(f"{loss:.{LOSS_DIGITS}g}"))
+    live.log_metric("val/best_final_step_accuracy", float(accuracy.max()))
+    live.log_metric("val/converged_share", float((accuracy >= CONVERGED).mean()))
+    live.next_step()
 
 
 def log_results(live: Live, trained: Trained, params: TrainParams) -> None:
@@ -238,7 +200,7 @@ def log_results(live: Live, trained: Trained, params: TrainParams) -> None:
 def main() -> None:
     # SIGTERM (`kill`, a job scheduler) stops training the way Ctrl-C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    set_training_options()  # before the first compile, when XLA reads them
+    set_training_options()  # the Keras engine's, before its first compile, when XLA reads them
     params = load_params("train", TrainParams)
     bits = load_bits(TRAIN_BITS)
     parity, supervised = load_parity(TRAIN_PARITY, bits), load_weights(TRAIN_WEIGHTS, bits)
@@ -248,7 +210,7 @@ def main() -> None:
         # One dvclive directory for this stage; dvc.yaml declares its files, so dvclive must not edit dvc.yaml.
         with Live(dir=str(METRICS_DIR / "train"), dvcyaml=False, save_dvc_exp=False) as live:
             trained = train(
-                bits, parity, supervised, val_bits, val_parity, params, callbacks=[LogEpoch(live, params.population)]
+                bits, parity, supervised, val_bits, val_parity, params, lambda *epoch: log_epoch(live, *epoch)
             )
             log_results(live, trained, params)  # written as Live ends
         save_model(member_model(trained, trained.selected, params))

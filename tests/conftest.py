@@ -14,6 +14,19 @@ def pytest_addoption(parser):
     parser.addoption("--slow", action="store_true", help="also run the tests marked slow, as .ci/run does")
 
 
+def pytest_configure(config):
+    """Compile the fused kernels once, before any test process starts: the pipelines the tests run are copies of this
+    checkout, which take numba's cache along (bench.scratch_repo), so none of them compiles again."""
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the controller has done it
+        return
+    from stages import fused
+
+    bits = np.zeros((1, 1), np.uint8)
+    theta = np.zeros((1, fused.Layout(1).size), np.float32)
+    fused.probability_of_one(theta, bits)
+    fused.Adam(theta, 0.1).apply(fused.gradients(theta, bits, bits, np.ones((1, 1), np.float32))[0])
+
+
 def pytest_collection_modifyitems(config, items):
     """Without --slow (or a -m expression of one's own), leave out the tests marked slow."""
     if config.getoption("--slow") or config.getoption("markexpr"):
@@ -66,7 +79,6 @@ def flip_flop_model():
 class TrainedRepo:
     path: Path  # a git repo of the pipeline with TINY_PARAMS, run by `dvc repro` and committed; never changed
     first_run: dict[str, set[str]]  # what that first `dvc repro` ran
-    xla_cache: Path  # the persistent XLA compilation cache that first run filled
 
 
 @pytest.fixture(scope="session")
@@ -75,10 +87,6 @@ def trained_repo(tmp_path_factory) -> TrainedRepo:
     (`tiny_pipeline.copy_of`), so every end-to-end behaviour costs only the stages it changes."""
     root = tmp_path_factory.mktemp("trained")
     repo = repo_with_folder_remote(root / "repo")
-    xla_cache = root / "xla"
-    with pytest.MonkeyPatch.context() as environment:
-        # The opt-in persistent XLA cache, cold here: a test compares a warm run's bytes with these.
-        environment.setenv("TF_XLA_FLAGS", f"--tf_xla_persistent_cache_directory={xla_cache}")
-        first_run = stages_run(dvc(repo, "repro"))
+    first_run = stages_run(dvc(repo, "repro"))
     commit(repo, "first run")
-    return TrainedRepo(repo, first_run, xla_cache)
+    return TrainedRepo(repo, first_run)

@@ -11,7 +11,15 @@ from tests.arrays import generated
 # Short sequences and a larger learning rate: a configuration that learns within seconds for this seed.
 EASY_DATA = DataParams(seq_len=10, min_len=None, count=4000, val_count=500, test_count=1000, seed=1)
 EASY_TRAIN = TrainParams(
-    units=2, epochs=8, batch_size=32, learning_rate=0.01, forget_bias=1.0, seed=0, population=1, stop_at_accuracy=None
+    engine="fused",
+    units=2,
+    epochs=8,
+    batch_size=32,
+    learning_rate=0.01,
+    forget_bias=1.0,
+    seed=0,
+    population=1,
+    stop_at_accuracy=None,
 )
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from stages import batches as batches_module
-from stages.batches import shuffled_batches
+from stages.batches import epoch_batches, shuffled_batches
 from stages.encoding import one_hot_pairs, running_parity
 from stages.files import load_bits, load_parity, load_weights
 from stages.train import train
@@ -30,6 +30,17 @@ def test_batches_hold_every_row_once_an_epoch_in_a_new_order(monkeypatch, window
         if window_steps == 24:  # every batch from one window of consecutive rows: reads stay local
             assert all(len({int(w) // 24 for w in batch[:, 0]}) == 1 for _, _, batch in batches)
     assert not np.array_equal(*(np.concatenate([w for _, _, w in batches]) for batches in epochs))
+    # The fused engine's batches: the same rows in the same order, epoch after epoch, from the same seed.
+    rng = np.random.default_rng(0)
+    for batches in epochs:
+        fused = list(epoch_batches(bits, running_parity(bits), weights, 4, rng))
+        assert len(fused) == len(batches)
+        for (inputs, targets, batch_weights), (fused_bits, fused_parity, fused_weights) in zip(
+            batches, fused, strict=True
+        ):
+            np.testing.assert_array_equal(inputs, one_hot_pairs(fused_bits))
+            np.testing.assert_array_equal(targets, one_hot_pairs(fused_parity))
+            np.testing.assert_array_equal(batch_weights, fused_weights)
 
 
 def test_training_is_deterministic_and_streamed_from_files_gives_the_weights_of_training_from_memory(
@@ -46,9 +57,7 @@ def test_training_is_deterministic_and_streamed_from_files_gives_the_weights_of_
     assert all(isinstance(array, np.memmap) for array in (mapped, mapped_parity, mapped_weights))
     params = EASY_TRAIN.model_copy(update={"epochs": 1, "population": 2})
     validation = (val_bits, running_parity(val_bits))
-    from_files = train(mapped, mapped_parity, mapped_weights, *validation, params).population
-    in_memory = train(bits, parity, supervised, *validation, params).population
+    from_files = train(mapped, mapped_parity, mapped_weights, *validation, params)
+    in_memory = train(bits, parity, supervised, *validation, params)
     # The same params and data give the same bytes, whether the rows come from memory or from files.
-    for k in range(2):
-        for a, b in zip(in_memory.member(k), from_files.member(k), strict=True):
-            np.testing.assert_array_equal(a, b)
+    assert from_files.members.tobytes() == in_memory.members.tobytes()

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from bench.scratch_repo import REPO, dvc, make_scratch_repo, run, set_param
+from stages import fused
 from stages.evaluate import load_trained_model
 from stages.params import DataParams, EvaluateParams, TargetsParams, TrainParams
 from tests.tiny_pipeline import STAGES, TINY_PARAMS, copy_of, ran_exactly, repro
@@ -79,6 +80,8 @@ def stage_modules(module: str) -> set[str]:
             for node in ast.walk(ast.parse((REPO / "stages" / f"{name}.py").read_text())):
                 if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
                     todo.append(node.module.removeprefix("stages."))
+                elif isinstance(node, ast.ImportFrom) and node.module == "stages":  # from stages import fused
+                    todo.extend(alias.name for alias in node.names)
     return {f"stages/{name}.py" for name in found}
 
 
@@ -110,6 +113,7 @@ def test_default_params_are_the_reference_experiment():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     assert DataParams(**params["data"]).model_dump(include={"seq_len", "count"}) == {"seq_len": 50, "count": 100_000}
     reference = {
+        "engine": "fused",
         "units": 1,
         "epochs": 10,
         "batch_size": 128,
@@ -189,11 +193,7 @@ def test_sigterm_stops_the_train_stage_like_ctrl_c(repo: Path):
     assert {path.name for path in (repo / "models").iterdir()} <= {".gitignore", "model.keras"}
 
 
-def test_two_clean_runs_give_identical_bytes_and_dvc_lock(trained_repo, tmp_path: Path, monkeypatch):
-    # XLA's persistent compilation cache (opt-in, see docs/speed.md) changes no result: the session's run filled it
-    # cold, this one finds it warm.
-    assert list(trained_repo.xla_cache.iterdir())
-    monkeypatch.setenv("TF_XLA_FLAGS", f"--tf_xla_persistent_cache_directory={trained_repo.xla_cache}")
+def test_two_clean_runs_give_identical_bytes_and_dvc_lock(trained_repo, tmp_path: Path):
     first, second = trained_repo.path, make_scratch_repo(tmp_path, TINY_PARAMS)
     dvc(second, "repro")
     # dvc.lock holds the md5 of every output, the model's included: a clean run in a fresh clone leaves it unchanged.
@@ -238,4 +238,4 @@ def test_train_reads_training_and_validation_data_only_and_saves_the_selected_me
         or epochs[metrics["selected_member"]] == "-"
     )
     # An ordinary reference-architecture model (anything else is refused), of the member's size.
-    assert load_trained_model(repo / "models/model.keras").kernel.shape == (2, 4)
+    assert fused.unflatten(load_trained_model(repo / "models/model.keras").weights)[0].shape == (2, 4)

@@ -22,8 +22,8 @@ import hashlib
 from stages.xla import set_training_options
 set_training_options()
 from tests.easy_fit import EASY_TRAIN, fit
-population = fit(EASY_TRAIN.model_copy(update={"units": 1, "population": 2, "epochs": 1})).population
-print(hashlib.sha256(b"".join(w.tobytes() for k in range(2) for w in population.member(k))).hexdigest())
+trained = fit(EASY_TRAIN.model_copy(update={"engine": "keras", "units": 1, "population": 2, "epochs": 1}))
+print(hashlib.sha256(trained.members.tobytes()).hexdigest())
 """
 ONE_KERNEL_OFF = "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=0"
 

@@ -11,6 +11,7 @@ TINY_PARAMS = {
     "data": {"seq_len": 6, "min_len": None, "count": 256, "val_count": 64, "test_count": 64, "seed": 0},
     "targets": {"mode": "running", "weighting": "uniform"},
     "train": {
+        "engine": "fused",
         "units": 1,
         "epochs": 1,
         "batch_size": 64,

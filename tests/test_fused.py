@@ -1,0 +1,158 @@
+"""The fused engine against Keras, its oracle: forward states, gradients, Adam, whole training runs; and its
+determinism across threads and instruction sets."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bench.scratch_repo import REPO
+from stages import fused
+from stages.encoding import PAD, one_hot_pairs, running_parity
+from stages.evaluate import TrainedModel, score
+from stages.predict import predict_line
+from stages.train import Validation, initial_members, reference_model, train
+from tests.arrays import generated
+from tests.easy_fit import EASY_DATA, EASY_TRAIN, every_step
+
+
+def random_members(members: int, units: int, seed: int) -> list[keras.Model]:
+    """Reference models with Keras' initial weights plus noise, so that every weight matters."""
+    noise, models = np.random.default_rng(seed), []
+    for k in range(members):
+        keras.utils.set_random_seed(seed + k)
+        model = reference_model(units)
+        model.set_weights([(w + noise.normal(0, 0.5, w.shape)).astype(np.float32) for w in model.get_weights()])
+        models.append(model)
+    return models
+
+
+def padded_batch(rows: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bits with padding in front of some rows, their running parity, and uneven loss weights (0 on padding)."""
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(0, 2, (rows, steps), dtype=np.uint8)
+    bits[: rows // 3, : steps // 2] = PAD
+    weights = rng.uniform(0, 2, bits.shape).astype(np.float32) * (bits != PAD)
+    return bits, running_parity(bits), weights
+
+
+@pytest.mark.parametrize("units", [1, 3])
+def test_forward_states_and_outputs_equal_keras(units):
+    (model,) = random_members(1, units, seed=units)
+    bits = padded_batch(200, 120, seed=units)[0]
+    inputs = one_hot_pairs(bits)
+    weights = fused.flatten(model.get_weights())
+    hidden, cells = fused.states(weights, bits)
+    lstm = keras.layers.LSTM(units, return_sequences=True, return_state=True)
+    lstm.build((None, None, 2))
+    lstm.set_weights(model.get_weights()[:3])
+    keras_hidden, _, keras_final_cell = (keras.ops.convert_to_numpy(out) for out in lstm(inputs))
+    np.testing.assert_allclose(hidden, keras_hidden, atol=1e-6)
+    np.testing.assert_allclose(cells[:, -1], keras_final_cell, atol=1e-6)
+    state = [np.zeros((1, units), np.float32)] * 2
+    for step in range(bits.shape[1]):  # every step's cell state: Keras' own cell, stepped by hand, on row 0
+        _, state = lstm.cell(inputs[:1, step], state)
+        np.testing.assert_allclose(cells[0, step], keras.ops.convert_to_numpy(state[1])[0], atol=1e-6)
+    probability = TrainedModel(weights).probability_of_one(bits).T
+    np.testing.assert_allclose(probability, keras.ops.convert_to_numpy(model(inputs))[..., 0], atol=1e-6)
+
+
+@pytest.mark.parametrize("members, units", [(1, 1), (4, 1), (2, 3)])
+def test_gradients_and_loss_equal_keras_autodiff_of_the_reference_model(members, units):
+    """Each member's gradient is Keras' gradient of its reference model's compiled loss (binary cross-entropy of
+    the softmax, sample weights, Keras' reduction), padding and uneven weights included."""
+    models = random_members(members, units, seed=10 * members + units)
+    bits, parity, weights = padded_batch(9, 13, seed=members)
+    theta = np.stack([fused.flatten(model.get_weights()) for model in models])
+    gradient, loss = fused.gradients(theta, bits, parity, weights)
+    x, y = one_hot_pairs(bits), one_hot_pairs(parity)
+    for k, model in enumerate(models):
+        model.compile(loss="binary_crossentropy")
+        with tf.GradientTape() as tape:
+            keras_loss = model.compute_loss(x=x, y=y, y_pred=model(x), sample_weight=weights)
+        keras_gradient = fused.flatten([g.numpy() for g in tape.gradient(keras_loss, model.trainable_weights)])
+        assert np.abs(keras_gradient).max() > 1e-2  # gradients large enough to compare
+        np.testing.assert_allclose(gradient[k], keras_gradient, rtol=0, atol=1e-7)
+        assert loss[k] == pytest.approx(float(keras_loss), abs=1e-6)
+
+
+def test_adam_steps_equal_keras_adam():
+    """Within a few float32 ulps of the weights (1e-6 here), a ten-thousandth of a step of 0.01."""
+    rng = np.random.default_rng(0)
+    theta = rng.normal(0, 1, (3, 20)).astype(np.float32)
+    start, variable = theta.copy(), keras.Variable(theta.copy())
+    ours, theirs = fused.Adam(theta, 0.01), keras.optimizers.Adam(0.01)
+    for _ in range(5):
+        gradient = rng.normal(0, 0.1, theta.shape).astype(np.float32)
+        ours.apply(gradient)
+        theirs.apply([gradient], [variable])
+    np.testing.assert_allclose(theta, keras.ops.convert_to_numpy(variable), rtol=0, atol=1e-6)
+    assert np.abs(theta - start).max() > 0.01  # both stepped: the comparison can fail
+
+
+@pytest.mark.parametrize("units", [1, 3])
+def test_a_short_run_ends_with_the_keras_engines_weights(units):
+    """Same initial weights, same batches, the same validation: after 3 epochs (93 Adam steps) of a population of 2,
+    every weight within 2e-4 of the Keras engine's (float32 sums in another order, compounded step after step)."""
+    data = EASY_DATA.model_copy(update={"count": 992, "min_len": 5})
+    params = EASY_TRAIN.model_copy(update={"population": 2, "epochs": 3, "units": units})
+    bits, val_bits, _ = generated(data)
+    arrays = bits, running_parity(bits), every_step(bits), val_bits, running_parity(val_bits)
+    ours = train(*arrays, params)
+    theirs = train(*arrays, params.model_copy(update={"engine": "keras"}))
+    assert np.abs(ours.members - initial_members(params)).max() > 0.05  # both trained: the comparison can fail
+    np.testing.assert_allclose(ours.members, theirs.members, rtol=0, atol=2e-4)
+    np.testing.assert_allclose(ours.val_accuracy, theirs.val_accuracy, atol=2 / len(val_bits))
+
+
+def test_at_exactly_one_half_the_prediction_is_even_everywhere(tmp_path):
+    """One rule for p = 0.5: even. A model whose two logits are always equal predicts parity 0 with confidence 0.5."""
+    weights = [w for w in reference_model(1).get_weights()]
+    weights[3][:] = 0  # Dense kernel: both logits ignore the state
+    weights[4][:] = [0.25, 0.25]
+    model = TrainedModel(fused.flatten(weights))
+    bits = np.array([[0, 1, 1], [1, 0, 0]], np.uint8)  # final parity even, odd
+    probability = model.probability_of_one(bits).T
+    assert np.all(probability == 0.5)
+    metrics, _ = score(probability, running_parity(bits))
+    assert metrics["final_step_accuracy"] == 0.5 and metrics["mean_final_confidence"] == 0.5
+    accuracy = Validation(bits, running_parity(bits)).accuracy(model.weights[None])
+    assert accuracy.tolist() == [0.5]
+    assert predict_line(model, bits[1]) == "100\t0\t0.5000\t1"
+
+
+# Trains a population of 20 for a few steps and prints a digest of its weights and of its forward pass; run in a
+# process of its own with NUMBA_NUM_THREADS and NUMBA_CPU_NAME set.
+TRAIN_AND_DIGEST = """
+import hashlib
+import numpy as np
+from stages import fused
+from tests.test_fused import padded_batch
+theta = np.random.default_rng(0).normal(0, 0.5, (20, 20)).astype(np.float32)
+adam = fused.Adam(theta, 0.01)
+for seed in range(3):
+    adam.apply(fused.gradients(theta, *padded_batch(128, 50, seed))[0])
+probability = fused.probability_of_one(theta, padded_batch(1000, 60, 9)[0])
+print(hashlib.sha256(theta.tobytes() + probability.tobytes()).hexdigest())
+"""
+
+
+@pytest.mark.slow  # compiles the kernels for another CPU, cold
+def test_the_same_bytes_with_one_or_two_threads_and_for_any_instruction_set(tmp_path):
+    assert 2 * fused.MIN_LANES_PER_THREAD <= 20 * 128  # enough lanes that two threads share the work
+
+    def digest(threads: int, cpu: str | None) -> str:
+        environment = os.environ | {"NUMBA_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)}
+        if cpu:  # a cache of its own: compiled code for another CPU stays out of the project's
+            environment |= {"NUMBA_CPU_NAME": cpu, "NUMBA_CACHE_DIR": str(tmp_path / cpu)}
+        done = subprocess.run([sys.executable, "-c", TRAIN_AND_DIGEST], env=environment, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()[-1]
+
+    host = digest(1, None)
+    assert digest(2, None) == host
+    assert digest(2, "generic") == host
