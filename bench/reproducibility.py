@@ -1,22 +1,19 @@
-"""Part `reproducibility`: the default run's `train` and `evaluate` under every XLA instruction-set ceiling this CPU
-allows, oneDNN on and off, and 1 and all intra-op threads, on the same data: model md5, final training loss,
-held-out metrics and the md5s of the files each run writes.
+"""Part `reproducibility`: the default run's `train` and `evaluate` (the fused engine) with numba compiling for each
+CPU target of CPU_NAMES, on the same data: model md5, final training loss, held-out metrics
+and the md5s of the files each run writes. Each target compiles into a numba cache of its own.
 
     python -m bench --parts reproducibility
 """
 
 import hashlib
-import itertools
-import os
 from pathlib import Path
 
-from bench.harness import cpu_info, environment, read_json, stage
+from bench.harness import environment, read_json, stage
 from bench.scratch_repo import dvc, make_scratch_repo
 
-# XLA's instruction-set ceilings (`--xla_cpu_max_isa`) from the oldest up; "host": no ceiling, all this CPU has.
-ISA_LEVELS = ("SSE4_2", "AVX", "AVX2", "AVX512", "host")
-# The CPU flag each ceiling needs: a ceiling above what the CPU has would change nothing.
-ISA_FLAGS = {"SSE4_2": "sse4_2", "AVX": "avx", "AVX2": "avx2", "AVX512": "avx512f"}
+# The CPUs numba compiles the fused kernels for (NUMBA_CPU_NAME): the oldest x86-64, AVX2 (Haswell), AVX-512
+# (Skylake-X) and whatever this CPU has ("host"). Not other CPUs: the same CPU running code built for each.
+CPU_NAMES = ("generic", "haswell", "skylake-avx512", "host")
 
 
 def file_md5(path: Path) -> str:
@@ -37,32 +34,25 @@ def outputs(repo: Path) -> dict:
 
 
 def measure(scratch: Path) -> dict:
-    """`train` and `evaluate` with the defaults under each XLA instruction-set ceiling the CPU supports, oneDNN on and
-    off, and 1 and the default number of intra-op threads, on the same data: what each run's outputs are."""
+    """`train` and `evaluate` with the defaults, the kernels compiled for each of CPU_NAMES, on the same data: what
+    each run's outputs are. (Threads: tests/test_fused.py; the default population of 1 runs on one.)"""
     repo = make_scratch_repo(scratch / "reproducibility")
     dvc(repo, "repro", "targets")
-    flags = cpu_info()["flags"]
-    levels = [level for level in ISA_LEVELS if level == "host" or ISA_FLAGS[level] in flags]
     runs = []
-    for level, onednn, threads in itertools.product(levels, ("0", "1"), (None, "1")):
-        # The ceiling joins the bench's own XLA_FLAGS; `train` adds its options to these.
-        xla_flags = os.environ.get("XLA_FLAGS", "")
-        if level != "host":
-            xla_flags = f"{xla_flags} --xla_cpu_max_isa={level}".strip()
-        with environment(XLA_FLAGS=xla_flags or None, TF_ENABLE_ONEDNN_OPTS=onednn, TF_NUM_INTRAOP_THREADS=threads):
+    for cpu in CPU_NAMES:
+        target = {} if cpu == "host" else {"NUMBA_CPU_NAME": cpu, "NUMBA_CACHE_DIR": str(scratch / f"numba-{cpu}")}
+        with environment(**target):
             train_s = stage(repo, "train")
             stage(repo, "evaluate")
-        settings = {"isa": level, "onednn": onednn == "1", "intra_op_threads": int(threads or os.cpu_count())}
-        runs.append(settings | {"train_s": train_s} | outputs(repo))
-        print(f"{level}, oneDNN {onednn}, threads {threads or 'default'}: {runs[-1]['model_md5']}", flush=True)
+        runs.append({"cpu_name": cpu, "train_s": train_s} | outputs(repo))
+        print(f"{cpu}: {runs[-1]['model_md5']}", flush=True)
     lines = [
-        "| XLA ISA ceiling | oneDNN | intra-op threads | model md5 | final training loss | evaluate.json md5 |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| numba CPU target | model md5 | final training loss | evaluate.json md5 | evaluate_states.csv md5 |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for figures in runs:
         lines.append(
-            f"| {figures['isa']} | {'on' if figures['onednn'] else 'off'} | {figures['intra_op_threads']} "
-            f"| `{figures['model_md5'][:8]}` | {figures['train_metrics']['train']['loss']!r} "
-            f"| `{figures['evaluate_md5'][:8]}` |"
+            f"| {figures['cpu_name']} | `{figures['model_md5'][:8]}` | {figures['train_metrics']['train']['loss']!r} "
+            f"| `{figures['evaluate_md5'][:8]}` | `{figures['evaluate_states_md5'][:8]}` |"
         )
     return {"runs": runs, "table": "\n".join(lines)}
