@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from stages.encoding import PAD, running_parity
 from stages.generate import sequences, splits
 from stages.params import DataParams
 
@@ -10,3 +11,12 @@ def generated(params: DataParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The training, validation and test bits `generate` writes for `params`."""
     train, val, test = (np.concatenate(list(sequences(seed, count, params))) for _, seed, count in splits(params))
     return train, val, test
+
+
+def padded_batch(rows: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bits with padding in front of some rows, their running parity, and uneven loss weights (0 on padding)."""
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(0, 2, (rows, steps), dtype=np.uint8)
+    bits[: rows // 3, : steps // 2] = PAD
+    weights = rng.uniform(0, 2, bits.shape).astype(np.float32) * (bits != PAD)
+    return bits, running_parity(bits), weights

@@ -12,11 +12,11 @@ import tensorflow as tf
 
 from bench.scratch_repo import REPO
 from stages import fused
-from stages.encoding import PAD, one_hot_pairs, running_parity
+from stages.encoding import one_hot_pairs, running_parity
 from stages.evaluate import TrainedModel, score
 from stages.predict import predict_line
 from stages.train import Validation, initial_members, reference_model, train
-from tests.arrays import generated
+from tests.arrays import generated, padded_batch
 from tests.easy_fit import EASY_DATA, EASY_TRAIN, every_step
 
 
@@ -29,15 +29,6 @@ def random_members(members: int, units: int, seed: int) -> list[keras.Model]:
         model.set_weights([(w + noise.normal(0, 0.5, w.shape)).astype(np.float32) for w in model.get_weights()])
         models.append(model)
     return models
-
-
-def padded_batch(rows: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bits with padding in front of some rows, their running parity, and uneven loss weights (0 on padding)."""
-    rng = np.random.default_rng(seed)
-    bits = rng.integers(0, 2, (rows, steps), dtype=np.uint8)
-    bits[: rows // 3, : steps // 2] = PAD
-    weights = rng.uniform(0, 2, bits.shape).astype(np.float32) * (bits != PAD)
-    return bits, running_parity(bits), weights
 
 
 @pytest.mark.parametrize("units", [1, 3])
@@ -131,7 +122,7 @@ TRAIN_AND_DIGEST = """
 import hashlib
 import numpy as np
 from stages import fused
-from tests.test_fused import padded_batch
+from tests.arrays import padded_batch
 theta = np.random.default_rng(0).normal(0, 0.5, (20, 20)).astype(np.float32)
 adam = fused.Adam(theta, 0.01)
 for seed in range(3):
