@@ -3,32 +3,43 @@
 A task may run on any worker (Celery, Kubernetes). So it never shares a folder with another task: it clones the
 repository at the run's commit into a temporary folder, applies the run's params overrides as `dvc exp run -S`
 would, checks them with the stages' own schema (`python -m stages.params`), and pulls from and pushes to the DVC
-remote what its DVC commands need and make, run-cache included. With no DVC remote configured, the repository's
-own cache is the remote (every task then runs on the machine that holds the repository).
+remote what its DVC commands need and make, run-cache included. The DVC remote is the repository's default, or the
+worker's own (`dvc remote add --global --default`, as dags/cluster/up sets up); with neither, the repository's own
+cache is the remote (every task then runs on the machine that holds the repository).
+
+Environment (the same on every Airflow part): PARITY_LSTM_REPO, the repository a run uses unless its conf names
+another (default: the one this file is in); PARITY_LSTM_TASK_TIMEOUT, the seconds any task may run (default 6 hours).
 """
 
 import os
+import re
 import shlex
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from datetime import timedelta
 from pathlib import Path
 
+import psutil
 from airflow.sdk import Param
 from dvc.repo import Repo
 from dvc.utils.hydra import apply_overrides
 
-# The repository this DAG file is in: what a run uses unless its conf names another.
+# The repository this DAG file is in.
 HERE = str(Path(__file__).resolve().parents[1])
+# Every task's execution_timeout: a hung git or DVC call must not hold a worker forever.
+TASK_TIMEOUT = timedelta(seconds=float(os.environ.get("PARITY_LSTM_TASK_TIMEOUT", 6 * 3600)))
 
 # Run conf both DAGs take (`-c '{...}'`, or the trigger form in the UI).
 RUN_CONF = {
     "set_params": Param(
         [], type="array", items={"type": "string"}, description='as for `dvc exp run -S`: ["train.epochs=2", ...]'
     ),
-    "repo": Param(None, type=["null", "string"], description="git URL or path (default: the repository of this DAG)"),
+    "repo": Param(
+        None, type=["null", "string"], description="git URL or path (default: $PARITY_LSTM_REPO, else this DAG's)"
+    ),
     "rev": Param("HEAD", type="string", description="the commit, branch or tag to run"),
 }
 
@@ -37,27 +48,60 @@ class CommandFailed(RuntimeError):
     pass
 
 
-def run(cwd: Path, *command: str) -> str:
-    """Run a command as a person would, print its output to the task log, return its stdout; failing fails the task."""
+def run(cwd: Path, *command: str, data: bool = False) -> str:
+    """Run a command as a person would, its output in the task log line by line as it comes; return that output.
+
+    With `data`, return stdout alone (what the caller parses) and let stderr go to the log as it is. Failing fails
+    the task; a task stopped while the command runs (execution_timeout, a signal) stops the command and its children.
+    """
     print("$", shlex.join(command), flush=True)
     # The worker's own interpreter runs DVC and, through PATH, the stages' `python -m ...`.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    print(result.stdout + result.stderr, flush=True)
-    if result.returncode:
-        last_lines = "\n".join((result.stdout + result.stderr).strip().splitlines()[-5:])
-        raise CommandFailed(f"`{shlex.join(command)}` failed (exit {result.returncode}):\n{last_lines}")
-    return result.stdout
+    stderr = None if data else subprocess.STDOUT
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    lines = []
+    try:
+        for line in process.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+        returncode = process.wait()
+    except BaseException:
+        stop(process)
+        raise
+    output = "".join(lines)
+    if returncode:
+        last_lines = "\n".join(output.strip().splitlines()[-5:])
+        raise CommandFailed(f"`{shlex.join(command)}` failed (exit {returncode}):\n{last_lines}")
+    return output
 
 
-def dvc(cwd: Path, *args: str) -> str:
-    return run(cwd, sys.executable, "-m", "dvc", *args)
+def stop(process: subprocess.Popen) -> None:
+    """Kill a command and every process it started (DVC runs each stage as a child)."""
+    with suppress(psutil.NoSuchProcess):
+        for child in psutil.Process(process.pid).children(recursive=True):
+            with suppress(psutil.NoSuchProcess):
+                child.kill()
+    process.kill()
+    process.wait()
+
+
+def dvc(cwd: Path, *args: str, data: bool = False) -> str:
+    return run(cwd, sys.executable, "-m", "dvc", *args, data=data)
+
+
+def default_repo() -> str:
+    return os.environ.get("PARITY_LSTM_REPO") or HERE
+
+
+def safe_name(text: str) -> str:
+    """`text` as a part of a git ref's name (an experiment's, a branch's): an Airflow run id has ':', '+' and '.'."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "run"
 
 
 @contextmanager
 def checkout(repo: str | None, rev: str, set_params: list[str]) -> Iterator[Path]:
-    """A temporary clone of `repo` (default: this one) at `rev`, with `set_params` applied and checked."""
-    repo = repo or HERE
+    """A temporary clone of `repo` (default: `default_repo()`) at `rev`, with `set_params` applied and checked."""
+    repo = repo or default_repo()
     with tempfile.TemporaryDirectory(prefix="parity-lstm-") as folder:
         work = Path(folder)
         run(work, "git", "clone", "--quiet", repo, ".")
@@ -85,7 +129,7 @@ def apply_params(work: Path, set_params: list[str]) -> None:
 
 
 def commit_of(work: Path) -> str:
-    return run(work, "git", "rev-parse", "HEAD").strip()
+    return run(work, "git", "rev-parse", "HEAD", data=True).strip()
 
 
 def push_metrics(work: Path) -> None:
@@ -105,13 +149,13 @@ def push_metrics(work: Path) -> None:
         repo.cloud.push(copies)
 
 
-def record_experiment(work: Path) -> str:
-    """Run the pipeline as a DVC experiment and push it to the repository; its name.
+def record_experiment(work: Path, name: str) -> str:
+    """Run the pipeline as the DVC experiment `name` and push it to the repository, replacing one of that name.
 
-    Stages run before (by this run or any other) are restored from the run-cache, not recomputed.
+    Name it after the DAG run and task, so that a retried task replaces what an earlier try pushed, never duplicates
+    it. Stages run before (by this run or any other) are restored from the run-cache, not recomputed.
     """
-    dvc(work, "exp", "run", "--pull")
-    name = dvc(work, "exp", "ls", "--name-only").split()[-1]  # a fresh clone holds this experiment only
-    dvc(work, "exp", "push", "--run-cache", "origin", name)
+    dvc(work, "exp", "run", "--pull", "--name", name)
+    dvc(work, "exp", "push", "--force", "--run-cache", "origin", name)
     push_metrics(work)
     return name

@@ -4,22 +4,42 @@
 
 Run conf: `grid` ({"param": [values, ...]}: one experiment per combination), and `set_params`, `repo`, `rev`
 as for the pipeline DAG (parity_lstm_checkout.RUN_CONF). Each experiment is `dvc exp run` in a checkout of its
-own, pushed to the repository (`dvc exp push`); a failed one fails its own task (retried) and no other. The last
-task prints `python -m stages.convergence` for the sweep's experiments and writes it to
-$AIRFLOW_HOME/parity_lstm_sweeps/<run id>.md.
+own, named `<run id>-<map index>` and pushed to the repository (`dvc exp push`); a failed one fails its own task
+(retried: the retry replaces what it pushed) and no other. The last task makes the table of
+`python -m stages.convergence` for the sweep's experiments, returns it, and pushes it to the repository as
+`convergence.md` on the branch `sweeps/<run id>`, on top of the commit the sweep ran:
+
+    git fetch origin sweeps/<run id> && git show FETCH_HEAD:convergence.md
 """
 
 import itertools
 import json
-import os
-import re
 import sys
 from datetime import timedelta
-from pathlib import Path
 
 from airflow.sdk import Param, TriggerRule, dag, task
+from airflow.sdk.exceptions import AirflowFailException
 
-from parity_lstm_checkout import RUN_CONF, CommandFailed, apply_params, checkout, commit_of, dvc, record_experiment, run
+from parity_lstm_checkout import (
+    RUN_CONF,
+    TASK_TIMEOUT,
+    apply_params,
+    checkout,
+    commit_of,
+    dvc,
+    record_experiment,
+    run,
+    safe_name,
+)
+
+# An object of non-empty arrays; {} is one experiment with `set_params` alone. Airflow checks a run's grid against
+# this schema when the run is triggered, and refuses the run if it does not fit.
+GRID = Param(
+    {},
+    type="object",
+    additionalProperties={"type": "array", "minItems": 1},
+    description='{"train.seed": [0, 1, 2], ...}: one experiment per combination of values',
+)
 
 
 @task
@@ -38,36 +58,41 @@ def plan(params=None) -> list[dict]:
         return [{"commit": commit_of(work), "set_params": set_params} for set_params in runs]
 
 
-@task(retries=2, retry_delay=timedelta(seconds=30))
-def experiment(planned: dict, params=None) -> str:
+# A retry waits for RETRY_DELAY after a failure, or after the scheduler has given up on a silent worker.
+RETRY_DELAY = timedelta(seconds=10)
+
+
+@task(retries=2, retry_delay=RETRY_DELAY)
+def experiment(planned: dict, params=None, run_id=None, ti=None) -> str:
     with checkout(params["repo"], planned["commit"], planned["set_params"]) as work:
-        return record_experiment(work)
+        return record_experiment(work, f"{safe_name(run_id)}-{ti.map_index}")
 
 
-@task(trigger_rule=TriggerRule.ALL_DONE)  # summarise what succeeded, then fail if anything did not
+@task(trigger_rule=TriggerRule.ALL_DONE, retries=2, retry_delay=RETRY_DELAY)
 def convergence(planned: list[dict], names: list[str], params=None, run_id=None) -> str:
+    """The table of what succeeded, pushed to the branch sweeps/<run id>; then fail, not to be retried, if anything
+    did not (retries are for the pulls and pushes)."""
     if not planned:
-        raise CommandFailed("no experiments: the plan failed, see its task")
+        raise AirflowFailException("no experiments: the plan failed, see its task")
     names = [name for name in names if name]
     with checkout(params["repo"], planned[0]["commit"], []) as work:
         dvc(work, "exp", "pull", "--no-cache", "origin", *names)
-        (work / "exps.json").write_text(dvc(work, "exp", "show", "--json"))
-        table = run(work, sys.executable, "-m", "stages.convergence", "exps.json", *names)
-    home = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
-    file_name = re.sub(r"[^\w.-]", "_", run_id) + ".md"
-    table_file = home / "parity_lstm_sweeps" / file_name
-    table_file.parent.mkdir(parents=True, exist_ok=True)
-    table_file.write_text(table)
-    print(f"written to {table_file}")
+        (work / "exps.json").write_text(dvc(work, "exp", "show", "--json", data=True))
+        table = run(work, sys.executable, "-m", "stages.convergence", "exps.json", *names, data=True)
+        (work / "convergence.md").write_text(table)
+        run(work, "git", "add", "convergence.md")
+        run(work, "git", "commit", "--quiet", "-m", f"Sweep {run_id}: convergence", "-m", "\n".join(names))
+        run(work, "git", "push", "--quiet", "--force", "origin", f"HEAD:refs/heads/sweeps/{safe_name(run_id)}")
     if len(names) < len(planned):
-        raise CommandFailed(f"{len(planned) - len(names)} of {len(planned)} experiments failed: see their tasks")
+        raise AirflowFailException(f"{len(planned) - len(names)} of {len(planned)} experiments failed: see their tasks")
     return table
 
 
 @dag(
     dag_id="parity_lstm_sweep",
     schedule=None,
-    params={"grid": Param({}, type="object", description='{"train.seed": [0, 1, 2], ...}'), **RUN_CONF},
+    params={"grid": GRID, **RUN_CONF},
+    default_args={"execution_timeout": TASK_TIMEOUT},
     tags=["parity-lstm"],
 )
 def parity_lstm_sweep():

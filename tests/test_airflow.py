@@ -73,7 +73,8 @@ def test_pipeline_dag_runs_each_stage_once_and_records_an_experiment(airflow_hom
     # through the remote: every stage ran exactly once.
     assert re.findall(r"Running stage '(\w+)'", result.stdout) == ["generate", "targets", "train", "evaluate"]
     assert stages_run(result.stdout)["restored"] == {"generate", "targets", "train"}
-    assert [params["train"]["seed"] for params in experiments(dag_repo).values()] == [3]
+    ((name, params),) = experiments(dag_repo).items()
+    assert params["train"]["seed"] == 3 and re.fullmatch(r"pipeline-manual__[\w-]+", name), name
     assert (dag_repo.parent / "repo_storage/runs").is_dir()
 
 
@@ -115,11 +116,12 @@ def test_sweep_dag_pushes_every_experiment_to_the_git_server_and_remote(
     grid = {"train.seed": [3, 5], "train.learning_rate": [0.01]}
     conf = {"repo": str(server), "grid": grid, "set_params": SET_PARAMS}
     result = dags_test(airflow_home, dag_repo, "parity_lstm_sweep", conf)
-    tables = list((airflow_home / "parity_lstm_sweeps").glob("*.md"))
-    assert len(tables) == 1
-    assert tables[0].read_text() in result.stdout
+    # The table went to the git server, on the branch sweeps/<run id>, and is in the log as the task's result.
+    (branch,) = run(tmp_path, "git", "ls-remote", "--heads", str(server), "sweeps/*").split()[1::2]
+    table = run(tmp_path, "git", "--git-dir", str(server), "show", f"{branch}:convergence.md")
+    assert table in result.stdout
     # One configuration: its two runs, each a population of 2, counted member by member.
-    assert re.search(r"^\| all runs \| 2 \| \d/4 \|", tables[0].read_text(), re.M), result.stdout[-20_000:]
+    assert re.search(r"^\| all runs \| 2 \| \d/4 \|", table, re.M), result.stdout[-20_000:]
 
     # A fresh clone of the server sees both, and gets each one's model from the DVC remote.
     clone = tmp_path / "clone"
@@ -129,5 +131,8 @@ def test_sweep_dag_pushes_every_experiment_to_the_git_server_and_remote(
     swept = experiments(clone)
     swept_params = [(p["train"]["seed"], p["train"]["learning_rate"], p["train"]["epochs"]) for p in swept.values()]
     assert sorted(swept_params) == [(3, 0.01, 2), (5, 0.01, 2)]
+    # Named after the run and the task's map index: a retried task replaces its experiment.
+    run_name = branch.removeprefix("refs/heads/sweeps/")
+    assert sorted(swept) == [f"{run_name}-0", f"{run_name}-1"]
     dvc(clone, "exp", "apply", next(iter(swept)))
     assert (clone / "models/model.keras").is_file()

@@ -1,0 +1,95 @@
+"""What every task of the DAGs does around its commands: output streamed to the task log, commands stopped with
+their task, a time limit on every task, names that git takes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import psutil
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bench.cluster import wait_until
+from bench.scratch_repo import REPO, pipeline_environment
+
+sys.path.insert(0, str(REPO / "dags"))  # as Airflow puts the DAG folder on sys.path
+import parity_lstm_checkout as checkout
+
+
+def test_a_commands_output_reaches_the_task_log_line_by_line_while_it_runs(tmp_path, capsys):
+    go = tmp_path / "go"
+    wait_for_go = f"import pathlib, time\nwhile not pathlib.Path({str(go)!r}).exists(): time.sleep(0.01)"
+    command = [sys.executable, "-c", f"print('first', flush=True)\n{wait_for_go}\nprint('second')"]
+    returned = []
+    running = threading.Thread(target=lambda: returned.append(checkout.run(tmp_path, *command)))
+    running.start()
+    seen = []
+    wait_until(lambda: seen.append(capsys.readouterr().out) or "first\n" in "".join(seen), 60, "the first line seen")
+    assert running.is_alive()  # the command is still waiting for `go`: its first line came before its end
+    go.touch()
+    running.join()
+    assert "second\n" in capsys.readouterr().out
+    assert returned == ["first\nsecond\n"]
+
+
+def test_a_task_stopped_while_its_command_runs_stops_the_command_and_its_children(tmp_path):
+    """As Airflow stops a task past its execution_timeout: an exception raised in the task while it waits."""
+    pid_file = tmp_path / "sleeper.pid"
+    command = ["sh", "-c", f"sleep 300 & echo $! > {pid_file}.tmp && mv {pid_file}.tmp {pid_file}; wait"]
+
+    def timed_out(signum, frame):
+        raise TimeoutError("execution_timeout")
+
+    def stop_once_the_child_runs():
+        wait_until(pid_file.exists, 60, "the command started its child")
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, timed_out)
+    try:
+        threading.Thread(target=stop_once_the_child_runs).start()
+        try:
+            checkout.run(tmp_path, *command)
+        except TimeoutError:
+            pass
+        else:
+            raise AssertionError("the command ended by itself")
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    sleeper = int(pid_file.read_text())
+    assert not psutil.pid_exists(sleeper) or psutil.Process(sleeper).status() == psutil.STATUS_ZOMBIE
+
+
+# Each task's execution_timeout in seconds, as the DAG files set it, read with Airflow's own DagBag.
+TIMEOUTS = """
+import json
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag("dags")
+assert not bag.import_errors, bag.import_errors
+print(json.dumps({f"{dag_id}.{task.task_id}": task.execution_timeout.total_seconds()
+                  for dag_id, dag in bag.dags.items() for task in dag.tasks}))
+"""
+
+
+def test_every_task_has_the_execution_timeout_its_environment_sets():
+    def timeouts(**env: str) -> dict[str, float]:
+        command = [sys.executable, "-c", TIMEOUTS]
+        env = pipeline_environment() | {"PYTHONPATH": str(REPO / "dags")} | env  # as Airflow sets sys.path
+        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout.splitlines()[-1])
+
+    tasks = ["plan", "experiment", "convergence"]
+    expected = [f"parity_lstm_sweep.{task}" for task in tasks]
+    expected += [f"parity_lstm_pipeline.{stage}" for stage in ("generate", "targets", "train", "evaluate")]
+    assert timeouts() == dict.fromkeys(expected, 6 * 3600)
+    assert timeouts(PARITY_LSTM_TASK_TIMEOUT="90") == dict.fromkeys(expected, 90)
+
+
+@given(st.text())
+def test_any_run_id_gives_experiment_and_branch_names_git_takes(run_id: str):
+    name = checkout.safe_name(run_id)
+    for ref in (f"refs/exps/ab/cdef/{name}-0", f"refs/heads/sweeps/{name}"):
+        assert subprocess.run(["git", "check-ref-format", ref]).returncode == 0, ref
