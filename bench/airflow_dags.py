@@ -1,7 +1,8 @@
 """Part `airflow`: one grid of AIRFLOW_SEEDS default-size experiments (seeds 0 to AIRFLOW_SEEDS - 1) run two ways,
-each in a scratch repo of its own whose default run is done: `dvc queue start -j 2`, then the `parity_lstm_sweep`
-DAG under `airflow standalone` with 2 parallel tasks (LocalExecutor, SQLite); wall time from queueing or triggering
-to the last result.
+two at a time: `dvc queue start -j 2` in a scratch repo whose default run is done, and the `parity_lstm_sweep` DAG on
+the one-machine cluster of dags/cluster/up (CeleryExecutor, two workers, git:// and WebDAV) after its
+`parity_lstm_pipeline` DAG has done the default run; wall time from queueing or triggering to the last result. Then
+a worker is killed while it trains, and the part times how long the retry took to start on the other worker.
 
     python -m bench --parts airflow
 
@@ -10,98 +11,102 @@ to the last result.
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
+from unittest.mock import patch
 
+from bench.cluster import Cluster, wait_until
 from bench.harness import default_run_repo, time_queued_seeds
-from bench.scratch_repo import dvc, pipeline_environment
+from bench.scratch_repo import dvc, make_scratch_repo
 
 AIRFLOW_SEEDS = 8
 SWEEP_DAG = "parity_lstm_sweep"
+NUMBA_LOCATOR = "stages.numba_cache.SourceKeyedCacheLocator"
 
 
-def airflow_environment(home: Path, dags: Path) -> dict:
-    return pipeline_environment() | {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__PARALLELISM": "2",  # as `dvc queue start -j 2`
-    }
-
-
-def airflow_cli(env: dict, *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"airflow {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
-def sweep_state(env: dict) -> str | None:
-    """The state of the one run of the sweep DAG, once Airflow has one."""
-    listed = airflow_cli(env, "dags", "list-runs", SWEEP_DAG, "-o", "json").splitlines()
-    runs = [json.loads(line) for line in listed if line.startswith("[{")]  # the JSON line among Airflow's log lines
-    return runs[0][0]["state"] if runs else None
-
-
-def time_sweep(env: dict, log_file: Path) -> tuple[float, float]:
-    """Seconds `airflow standalone` takes to register the sweep DAG, and then from triggering the grid to the end
-    of its run, which must succeed."""
+def timed_run(cluster: Cluster, dag_id: str, run_id: str, conf: dict) -> float:
+    """Seconds from triggering a DAG run to its end, which must be a success."""
     started = time.perf_counter()
-    with open(log_file, "w") as log:
-        command = [sys.executable, "-m", "airflow", "standalone"]
-        standalone = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
-        try:
-            # Wait until the DAG processor has registered the DAG, then trigger the sweep and wait for its end.
-            while SWEEP_DAG not in airflow_cli(env, "dags", "list"):
-                time.sleep(2)
-            startup_s = time.perf_counter() - started
-            airflow_cli(env, "dags", "unpause", SWEEP_DAG)
-            started = time.perf_counter()
-            grid = {"grid": {"train.seed": list(range(AIRFLOW_SEEDS))}}
-            airflow_cli(env, "dags", "trigger", SWEEP_DAG, "-c", json.dumps(grid))
-            while (state := sweep_state(env)) not in ("success", "failed"):
-                time.sleep(5)
-            airflow_s = time.perf_counter() - started
-        finally:  # the scheduler, api-server, DAG processor, triggerer and their workers
-            os.killpg(standalone.pid, signal.SIGTERM)
-            standalone.wait()
-    assert state == "success", f"the sweep DAG run {state}: see {log_file}"
-    return startup_s, airflow_s
+    assert cluster.trigger(dag_id, run_id, conf).returncode == 0
+    assert cluster.wait_for_run(run_id, 3600) == "success", f"{dag_id} run {run_id} failed: see {cluster.folder}"
+    elapsed = time.perf_counter() - started
+    print(f"{dag_id} {run_id}: {elapsed:.0f} s", flush=True)
+    return elapsed
+
+
+def worker_death(cluster: Cluster) -> dict:
+    """Kill the worker of a one-experiment sweep once its train stage runs; seconds to the retry's start and end."""
+    run_id = "worker_death"
+    assert cluster.trigger(SWEEP_DAG, run_id, {"grid": {"train.seed": [AIRFLOW_SEEDS]}}).returncode == 0
+
+    def training_worker() -> int | None:
+        for worker, log in cluster.task_logs(run_id, "experiment", 0).values():
+            if "Running stage 'train'" in log:
+                return worker
+        return None
+
+    worker = wait_until(training_worker, 600, "the experiment training", 0.2)
+    cluster.kill_worker(worker)
+    killed_at = time.time()
+    assert cluster.wait_for_run(run_id, 3600) == "success"
+    (retried,) = [ti for ti in cluster.task_instances(run_id) if ti["task_id"] == "experiment"]
+    (retry_worker, _) = cluster.task_logs(run_id, "experiment", 0)[retried["try_number"]]
+    assert retry_worker != worker
+    result = {
+        "heartbeat_timeout_s": int(cluster.env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"]),
+        "to_retry_start_s": retried["start_date"].timestamp() - killed_at,
+        "to_retry_end_s": retried["end_date"].timestamp() - killed_at,
+    }
+    print(f"worker{worker} killed while training: the retry started {result['to_retry_start_s']:.0f} s later")
+    return result
 
 
 def measure(scratch: Path) -> dict:
-    """The same grid through DVC's queue and through Airflow, both starting from a repo whose data stages ran."""
     from stages.convergence import summarise, table
 
-    def swept(repo: Path) -> str:
-        """The convergence table of the repo's experiments."""
-        names = set(dvc(repo, "exp", "ls", "--name-only", stderr=False).split())
-        return table(summarise(json.loads(dvc(repo, "exp", "show", "--json", stderr=False)), names=names))
+    queue_repo = default_run_repo(scratch / "queue")
+    # The queue's runs share one numba cache, as each cluster worker's checkouts do (stages.numba_cache).
+    shared_numba_cache = {"NUMBA_CACHE_DIR": str(scratch / "numba"), "NUMBA_CACHE_LOCATOR_CLASSES": NUMBA_LOCATOR}
+    with patch.dict(os.environ, shared_numba_cache):
+        queue_s = time_queued_seeds(queue_repo, AIRFLOW_SEEDS)
+    names = set(dvc(queue_repo, "exp", "ls", "--name-only", stderr=False).split())
+    queued = table(summarise(json.loads(dvc(queue_repo, "exp", "show", "--json", stderr=False)), names=names))
 
-    # One repo each: in one repo, the second method would restore the first one's runs from the run-cache.
-    queue_repo, repo = default_run_repo(scratch / "queue"), default_run_repo(scratch / "airflow")
-    queue_s = time_queued_seeds(queue_repo, AIRFLOW_SEEDS)
+    started = time.perf_counter()
+    with Cluster.started(scratch / "cluster", make_scratch_repo(scratch / "cluster-repo")) as cluster:
+        startup_s = time.perf_counter() - started
+        pipeline_s = timed_run(cluster, "parity_lstm_pipeline", "default_run", {})
+        grid = {"grid": {"train.seed": list(range(AIRFLOW_SEEDS))}}
+        cluster_s = timed_run(cluster, SWEEP_DAG, "seeds", grid)
+        (swept,) = cluster.query("select value from xcom where run_id = 'seeds' and task_id = 'convergence'")
+        death = worker_death(cluster)
 
-    env = airflow_environment(scratch / "airflow-home", repo / "dags")
-    airflow_cli(env, "db", "migrate")  # before the scheduler starts, so that the CLI can read the database at once
-    startup_s, airflow_s = time_sweep(env, scratch / "airflow-standalone.log")
-    print(f"the same grid through Airflow: {airflow_s:.0f} s (+ {startup_s:.0f} s to start it)", flush=True)
     lines = [
         f"| {AIRFLOW_SEEDS} default-size experiments (seeds 0-{AIRFLOW_SEEDS - 1}), 2 at a time | wall time |",
         "| --- | --- |",
-        f"| `dvc exp run --queue` + `dvc queue start -j 2` | {queue_s:.0f} s |",
-        f"| `{SWEEP_DAG}` DAG, `airflow standalone`, parallelism 2 | {airflow_s:.0f} s |",
+        f"| `dvc exp run --queue` + `dvc queue start -j 2` (one numba cache) | {queue_s:.0f} s |",
+        f"| `{SWEEP_DAG}` DAG on dags/cluster/up (CeleryExecutor, 2 workers) | {cluster_s:.0f} s |",
         "",
-        f"`airflow standalone` took {startup_s:.0f} s to start and register the DAG (not counted above).",
+        f"dags/cluster/up took {startup_s:.0f} s; the default run through `parity_lstm_pipeline` took "
+        f"{pipeline_s:.0f} s before the sweep (the queue's repo had it done; neither is counted above).",
+        "",
+        f"A worker killed (SIGKILL) while training: the retry started on the other {death['to_retry_start_s']:.0f} s "
+        f"later and ended {death['to_retry_end_s']:.0f} s after the kill (heartbeat timeout "
+        f"{death['heartbeat_timeout_s']} s).",
         "",
         "Queued runs:",
         "",
-        swept(queue_repo),
+        queued,
         "",
-        "Airflow runs:",
+        "Cluster runs (the sweep's table):",
         "",
-        swept(repo),
+        swept[0],
     ]
-    return {"queue_s": queue_s, "airflow_s": airflow_s, "startup_s": startup_s, "table": "\n".join(lines)}
+    return {
+        "queue_s": queue_s,
+        "cluster_s": cluster_s,
+        "startup_s": startup_s,
+        "pipeline_s": pipeline_s,
+        "worker_death": death,
+        "table": "\n".join(lines),
+    }

@@ -1,0 +1,111 @@
+"""The one-machine Airflow cluster of dags/cluster/up, driven from Python: its tests and the `airflow` bench part use
+it to start and stop the cluster, trigger DAG runs, read task states from its database and task logs from the
+workers' own folders, and kill a worker."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.scratch_repo import REPO, pipeline_environment
+
+WORKERS = (1, 2)
+FINISHED = ("success", "failed")
+
+
+def script(name: str, folder: Path, repo: Path, heartbeat_timeout: int | None = None) -> str:
+    env = pipeline_environment() | {"PARITY_LSTM_CLUSTER_REPO": str(repo)}
+    if heartbeat_timeout:
+        env["CLUSTER_HEARTBEAT_TIMEOUT"] = str(heartbeat_timeout)
+    result = subprocess.run([REPO / "dags/cluster" / name, folder], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"dags/cluster/{name} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@dataclass
+class Cluster:
+    folder: Path
+    env: dict[str, str]  # what dags/cluster/up wrote to cluster.env: every Airflow part's settings
+
+    @classmethod
+    @contextmanager
+    def started(cls, folder: Path, repo: Path, heartbeat_timeout: int | None = None) -> Iterator["Cluster"]:
+        """dags/cluster/up serving `repo`'s committed HEAD, then dags/cluster/down."""
+        try:
+            print(script("up", folder, repo, heartbeat_timeout), flush=True)
+            lines = (folder / "cluster.env").read_text().splitlines()
+            yield cls(folder, dict(line.removeprefix("export ").split("=", 1) for line in lines))
+        finally:
+            if (folder / "pids").is_dir():
+                print(script("down", folder, repo), flush=True)
+
+    @property
+    def git_url(self) -> str:
+        return self.env["PARITY_LSTM_REPO"]
+
+    @property
+    def dvc_remote(self) -> str:
+        return self.env["PARITY_LSTM_DVC_REMOTE"]
+
+    def airflow(self, *args: str) -> subprocess.CompletedProcess:
+        """An `airflow` command with the control plane's settings, as an operator runs it; not checked."""
+        command = [sys.executable, "-m", "airflow", *args]
+        return subprocess.run(command, env=pipeline_environment() | self.env, capture_output=True, text=True)
+
+    def query(self, sql: str, *args) -> list[tuple]:
+        """Rows of the cluster's metadata database."""
+        import psycopg2  # requirements/cluster.txt: the other bench parts run without it
+
+        url = self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")
+        with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+            cursor.execute(sql, args)
+            return cursor.fetchall()
+
+    def trigger(self, dag_id: str, run_id: str, conf: dict) -> subprocess.CompletedProcess:
+        """`airflow dags trigger`, once the DAG processor has registered the DAG; not checked."""
+        wait_until(lambda: self.query("select 1 from dag where dag_id = %s", dag_id), 120, f"{dag_id} registered")
+        return self.airflow("dags", "trigger", dag_id, "--run-id", run_id, "--conf", json.dumps(conf))
+
+    def run_state(self, run_id: str) -> str | None:
+        rows = self.query("select state from dag_run where run_id = %s", run_id)
+        return rows[0][0] if rows else None
+
+    def wait_for_run(self, run_id: str, timeout_s: float) -> str:
+        """The run's final state."""
+        wait_until(lambda: self.run_state(run_id) in FINISHED, timeout_s, f"run {run_id} finished")
+        return self.run_state(run_id)
+
+    def task_instances(self, run_id: str) -> list[dict]:
+        """Each task instance of a run: task_id, map_index, state, try_number, start_date, end_date."""
+        columns = ("task_id", "map_index", "state", "try_number", "start_date", "end_date")
+        sql = f"select {', '.join(columns)} from task_instance where run_id = %s order by task_id, map_index"
+        return [dict(zip(columns, row, strict=True)) for row in self.query(sql, run_id)]
+
+    def task_logs(self, run_id: str, task_id: str, map_index: int = -1) -> dict[int, tuple[int, str]]:
+        """attempt -> (the worker that ran it, its log's messages): read from each worker's own log folder."""
+        task = f"dag_id=*/run_id={run_id}/task_id={task_id}" + (f"/map_index={map_index}" if map_index >= 0 else "")
+        logs = {}
+        for worker in WORKERS:
+            for log in (self.folder / f"worker{worker}/logs").glob(f"{task}/attempt=*.log"):
+                events = [json.loads(line).get("event", "") for line in log.read_text().splitlines() if line]
+                logs[int(log.stem.removeprefix("attempt="))] = (worker, "\n".join(events))
+        return logs
+
+    def kill_worker(self, worker: int) -> None:
+        """SIGKILL to the worker and everything it started (its running task, DVC, the stage): as if its machine
+        died."""
+        os.killpg(int((self.folder / f"pids/worker{worker}").read_text()), signal.SIGKILL)
+
+
+def wait_until(condition, timeout_s: float, what: str, every_s: float = 0.5):
+    deadline = time.monotonic() + timeout_s
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"not {what} within {timeout_s:.0f} s"
+        time.sleep(every_s)
+    return result
