@@ -4,14 +4,16 @@ workers' own folders, and kill a worker."""
 
 import json
 import os
-import signal
+import shlex
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from bench.scratch_repo import REPO, pipeline_environment
 
@@ -23,7 +25,8 @@ def script(name: str, folder: Path, repo: Path, heartbeat_timeout: int | None = 
     env = pipeline_environment() | {"PARITY_LSTM_CLUSTER_REPO": str(repo)}
     if heartbeat_timeout:
         env["CLUSTER_HEARTBEAT_TIMEOUT"] = str(heartbeat_timeout)
-    result = subprocess.run([REPO / "dags/cluster" / name, folder], env=env, capture_output=True, text=True)
+    command = [REPO / "dags/cluster" / name, folder]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, f"dags/cluster/{name} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -39,8 +42,8 @@ class Cluster:
         """dags/cluster/up serving `repo`'s committed HEAD, then dags/cluster/down."""
         try:
             print(script("up", folder, repo, heartbeat_timeout), flush=True)
-            lines = (folder / "cluster.env").read_text().splitlines()
-            yield cls(folder, dict(line.removeprefix("export ").split("=", 1) for line in lines))
+            settings = shlex.split((folder / "cluster.env").read_text())  # export NAME=value ...
+            yield cls(folder, dict(word.split("=", 1) for word in settings if word != "export"))
         finally:
             if (folder / "pids").is_dir():
                 print(script("down", folder, repo), flush=True)
@@ -56,7 +59,8 @@ class Cluster:
     def airflow(self, *args: str) -> subprocess.CompletedProcess:
         """An `airflow` command with the control plane's settings, as an operator runs it; not checked."""
         command = [sys.executable, "-m", "airflow", *args]
-        return subprocess.run(command, env=pipeline_environment() | self.env, capture_output=True, text=True)
+        env = pipeline_environment() | self.env
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
     def query(self, sql: str, *args) -> list[tuple]:
         """Rows of the cluster's metadata database."""
@@ -97,10 +101,23 @@ class Cluster:
                 logs[int(log.stem.removeprefix("attempt="))] = (worker, "\n".join(events))
         return logs
 
+    def worker_processes(self, worker: int) -> list[psutil.Process]:
+        """The worker's running processes: its session, which up started it in, holds its tasks' process groups."""
+        session = int((self.folder / f"pids/worker{worker}").read_text())
+        found = []
+        for process in psutil.process_iter():
+            with suppress(psutil.Error, ProcessLookupError):
+                if os.getsid(process.pid) == session and process.status() != psutil.STATUS_ZOMBIE:
+                    found.append(process)
+        return found
+
     def kill_worker(self, worker: int) -> None:
-        """SIGKILL to the worker and everything it started (its running task, DVC, the stage): as if its machine
-        died."""
-        os.killpg(int((self.folder / f"pids/worker{worker}").read_text()), signal.SIGKILL)
+        """SIGKILL to the worker and everything it started (its running task, DVC, the stage), until none is left:
+        as if its machine died."""
+        while processes := self.worker_processes(worker):
+            for process in processes:
+                with suppress(psutil.Error):
+                    process.kill()
 
 
 def wait_until(condition, timeout_s: float, what: str, every_s: float = 0.5):

@@ -29,8 +29,18 @@ from dvc.utils.hydra import apply_overrides
 
 # The repository this DAG file is in.
 HERE = str(Path(__file__).resolve().parents[1])
-# Every task's execution_timeout: a hung git or DVC call must not hold a worker forever.
-TASK_TIMEOUT = timedelta(seconds=float(os.environ.get("PARITY_LSTM_TASK_TIMEOUT", 6 * 3600)))
+
+
+def task_timeout() -> timedelta:
+    """Every task's execution_timeout: a hung git or DVC call must not hold a worker forever."""
+    value = os.environ.get("PARITY_LSTM_TASK_TIMEOUT", str(6 * 3600))
+    try:
+        return timedelta(seconds=float(value))
+    except ValueError:
+        raise ValueError(f"PARITY_LSTM_TASK_TIMEOUT={value!r}: a number of seconds expected") from None
+
+
+TASK_TIMEOUT = task_timeout()
 
 # Run conf both DAGs take (`-c '{...}'`, or the trigger form in the UI).
 RUN_CONF = {
@@ -71,7 +81,8 @@ def run(cwd: Path, *command: str, data: bool = False) -> str:
     output = "".join(lines)
     if returncode:
         last_lines = "\n".join(output.strip().splitlines()[-5:])
-        raise CommandFailed(f"`{shlex.join(command)}` failed (exit {returncode}):\n{last_lines}")
+        where = "its errors are in the log above" if data else last_lines
+        raise CommandFailed(f"`{shlex.join(command)}` failed (exit {returncode}):\n{where}")
     return output
 
 

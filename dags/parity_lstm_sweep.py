@@ -75,6 +75,9 @@ def convergence(planned: list[dict], names: list[str], params=None, run_id=None)
     if not planned:
         raise AirflowFailException("no experiments: the plan failed, see its task")
     names = [name for name in names if name]
+    if not names:  # `dvc exp pull` with no names would pull, and tabulate, every experiment of the commit
+        raise AirflowFailException(f"all {len(planned)} experiments failed: see their tasks")
+    branch = f"sweeps/{safe_name(run_id)}"
     with checkout(params["repo"], planned[0]["commit"], []) as work:
         dvc(work, "exp", "pull", "--no-cache", "origin", *names)
         (work / "exps.json").write_text(dvc(work, "exp", "show", "--json", data=True))
@@ -82,7 +85,8 @@ def convergence(planned: list[dict], names: list[str], params=None, run_id=None)
         (work / "convergence.md").write_text(table)
         run(work, "git", "add", "convergence.md")
         run(work, "git", "commit", "--quiet", "-m", f"Sweep {run_id}: convergence", "-m", "\n".join(names))
-        run(work, "git", "push", "--quiet", "--force", "origin", f"HEAD:refs/heads/sweeps/{safe_name(run_id)}")
+        run(work, "git", "push", "--quiet", "--force", "origin", f"HEAD:refs/heads/{branch}")
+    print(f"the table is convergence.md on the branch {branch}")
     if len(names) < len(planned):
         raise AirflowFailException(f"{len(planned) - len(names)} of {len(planned)} experiments failed: see their tasks")
     return table

@@ -72,6 +72,7 @@ def sweep(cluster: Cluster) -> Sweep:
 
     def training() -> tuple[dict, int] | None:
         """An experiment task training now, and its worker, once each worker has finished an experiment."""
+        assert cluster.run_state(run_id) not in ("success", "failed"), "the run ended before a worker could be killed"
         finished, in_train = set(), None
         for ti in cluster.task_instances(run_id):
             if ti["task_id"] != "experiment":
@@ -86,6 +87,7 @@ def sweep(cluster: Cluster) -> Sweep:
     killed, worker = wait_until(training, 300, "an experiment training after each worker finished one", 0.2)
     cluster.kill_worker(worker)
     killed_at = time.time()
+    assert not cluster.worker_processes(worker)
     assert cluster.wait_for_run(run_id, 400) == "success"
     return Sweep(run_id, killed, worker, killed_at)
 
@@ -98,10 +100,12 @@ def test_the_task_of_a_killed_worker_is_retried_on_the_other_and_every_experimen
     retried = tasks[sweep.killed["map_index"]]
     assert retried["try_number"] == sweep.killed["try_number"] + 1
     logs = cluster.task_logs(sweep.run_id, "experiment", sweep.killed["map_index"])
-    (killed_worker, killed_log), (retry_worker, retry_log) = logs[1], logs[2]
-    # The log of the killed try holds the command's output up to its death: streamed, not kept until the end.
+    (killed_worker, killed_log) = logs[sweep.killed["try_number"]]
+    (retry_worker, retry_log) = logs[retried["try_number"]]
+    # The log of the killed try holds the command's output up to its death, in the train stage: streamed as it
+    # came, not kept until the command's end.
     assert killed_worker == sweep.killed_worker and "Running stage 'train'" in killed_log
-    assert "Ran experiment" not in killed_log
+    assert "Running stage 'evaluate'" not in killed_log
     assert retry_worker != sweep.killed_worker and "Ran experiment" in retry_log
     waited = retried["start_date"].timestamp() - sweep.killed_at
     print(f"worker{killed_worker} killed; the retry started on worker{retry_worker} {waited:.0f} s later")

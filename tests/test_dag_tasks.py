@@ -21,15 +21,22 @@ import parity_lstm_checkout as checkout
 
 def test_a_commands_output_reaches_the_task_log_line_by_line_while_it_runs(tmp_path, capsys):
     go = tmp_path / "go"
-    wait_for_go = f"import pathlib, time\nwhile not pathlib.Path({str(go)!r}).exists(): time.sleep(0.01)"
+    wait_for_go = f"""
+import pathlib, time
+deadline = time.monotonic() + 120
+while not pathlib.Path({str(go)!r}).exists() and time.monotonic() < deadline:
+    time.sleep(0.01)
+"""
     command = [sys.executable, "-c", f"print('first', flush=True)\n{wait_for_go}\nprint('second')"]
     returned = []
-    running = threading.Thread(target=lambda: returned.append(checkout.run(tmp_path, *command)))
+    running = threading.Thread(target=lambda: returned.append(checkout.run(tmp_path, *command)), daemon=True)
     running.start()
     seen = []
-    wait_until(lambda: seen.append(capsys.readouterr().out) or "first\n" in "".join(seen), 60, "the first line seen")
-    assert running.is_alive()  # the command is still waiting for `go`: its first line came before its end
-    go.touch()
+    try:
+        wait_until(lambda: seen.append(capsys.readouterr().out) or "first\n" in "".join(seen), 60, "the first line")
+        assert running.is_alive()  # the command is still waiting for `go`: its first line came before its end
+    finally:
+        go.touch()
     running.join()
     assert "second\n" in capsys.readouterr().out
     assert returned == ["first\nsecond\n"]
@@ -49,7 +56,7 @@ def test_a_task_stopped_while_its_command_runs_stops_the_command_and_its_childre
 
     previous = signal.signal(signal.SIGUSR1, timed_out)
     try:
-        threading.Thread(target=stop_once_the_child_runs).start()
+        threading.Thread(target=stop_once_the_child_runs, daemon=True).start()
         try:
             checkout.run(tmp_path, *command)
         except TimeoutError:
