@@ -1,10 +1,12 @@
 """The sweep DAG on a real cluster (dags/cluster/up): CeleryExecutor, PostgreSQL, Redis, two workers that share no
 folder and reach the repository over git:// and the DVC remote over WebDAV. Tiny params; one worker is killed."""
 
+import json
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.request import urlopen
 
 import pytest
 
@@ -140,3 +142,19 @@ def test_a_fresh_clone_shows_and_pulls_every_experiment_and_the_sweeps_table(
         dvc(clone, "exp", "apply", name)
         dvc(clone, "pull")
         assert "Data and pipelines are up to date" in dvc(clone, "status")
+
+
+def test_the_ui_shows_a_task_log_from_the_worker_that_ran_it(cluster: Cluster, sweep: Sweep):
+    """Through the API server, which fetches it from worker1's log server (both workers share this machine's
+    hostname, and the API server asks one port: worker1's)."""
+    ran_on_worker1 = [
+        (index, attempt)
+        for index in range(4)
+        for attempt, (worker, log) in cluster.task_logs(sweep.run_id, "experiment", index).items()
+        if worker == 1 and "Ran experiment" in log
+    ]
+    index, attempt = ran_on_worker1[0]
+    task = f"dags/{SWEEP}/dagRuns/{sweep.run_id}/taskInstances/experiment/logs/{attempt}?map_index={index}"
+    with urlopen(f"http://127.0.0.1:{cluster.env['AIRFLOW__API__PORT']}/api/v2/{task}") as response:
+        events = [event.get("event", "") for event in json.load(response)["content"]]
+    assert f"Ran experiment(s): {sweep.run_id}-{index}" in events
