@@ -62,36 +62,52 @@ class Sweep:
     killed: dict  # the task instance whose worker was killed while it trained, as it was then
     killed_worker: int
     killed_at: float  # time.time()
+    ui_log: tuple[int, list[str]]  # a map index worker1 ran, and its log's messages as the UI showed them then
+
+
+def ui_log(cluster: Cluster, run_id: str, map_index: int, attempt: int) -> list[str]:
+    """An experiment task's log messages through the API server, which fetches them from its worker's log server."""
+    task = f"dags/{SWEEP}/dagRuns/{run_id}/taskInstances/experiment/logs/{attempt}?map_index={map_index}"
+    with urlopen(f"http://127.0.0.1:{cluster.env['AIRFLOW__API__PORT']}/api/v2/{task}", timeout=60) as response:
+        return [event.get("event", "") for event in json.load(response)["content"]]
 
 
 @pytest.fixture(scope="module")
 def sweep(cluster: Cluster) -> Sweep:
-    """The 2 x 2 sweep, with one worker killed (SIGKILL, its whole process group) in the middle of a training task,
-    once both workers have finished an experiment."""
+    """The 2 x 2 sweep, with one worker killed (SIGKILL, its whole session) in the middle of a training task, once
+    both workers have finished an experiment."""
     run_id = "grid_2x2"
     conf = {"grid": GRID, "set_params": SET_PARAMS}
     assert cluster.trigger(SWEEP, run_id, conf).returncode == 0
 
-    def training() -> tuple[dict, int] | None:
-        """An experiment task training now, and its worker, once each worker has finished an experiment."""
+    def experiments() -> tuple[dict[int, tuple[int, int]], tuple[dict, int] | None]:
+        """Worker -> an experiment it finished (map index, attempt); and an experiment training now, and its worker."""
         assert cluster.run_state(run_id) not in ("success", "failed"), "the run ended before a worker could be killed"
-        finished, in_train = set(), None
+        finished, in_train = {}, None
         for ti in cluster.task_instances(run_id):
             if ti["task_id"] != "experiment":
                 continue
-            for worker, log in cluster.task_logs(run_id, "experiment", ti["map_index"]).values():
+            for attempt, (worker, log) in cluster.task_logs(run_id, "experiment", ti["map_index"]).items():
                 if "Ran experiment" in log:
-                    finished.add(worker)
+                    finished[worker] = ti["map_index"], attempt
                 elif ti["state"] == "running" and "Running stage 'train'" in log and "stage 'evaluate'" not in log:
                     in_train = ti, worker
-        return in_train if finished == set(WORKERS) else None
+        return finished, in_train
+
+    # While worker1 lives (its log server with it), the UI's view of a log it wrote.
+    index, attempt = wait_until(lambda: experiments()[0].get(1), 300, "an experiment finished by worker1", 0.2)
+    seen_in_ui = index, ui_log(cluster, run_id, index, attempt)
+
+    def training() -> tuple[dict, int] | None:
+        finished, in_train = experiments()
+        return in_train if set(finished) == set(WORKERS) else None
 
     killed, worker = wait_until(training, 300, "an experiment training after each worker finished one", 0.2)
     cluster.kill_worker(worker)
     killed_at = time.time()
     assert not cluster.worker_processes(worker)
     assert cluster.wait_for_run(run_id, 400) == "success"
-    return Sweep(run_id, killed, worker, killed_at)
+    return Sweep(run_id, killed, worker, killed_at, seen_in_ui)
 
 
 def test_the_task_of_a_killed_worker_is_retried_on_the_other_and_every_experiment_lands_once(
@@ -144,17 +160,8 @@ def test_a_fresh_clone_shows_and_pulls_every_experiment_and_the_sweeps_table(
         assert "Data and pipelines are up to date" in dvc(clone, "status")
 
 
-def test_the_ui_shows_a_task_log_from_the_worker_that_ran_it(cluster: Cluster, sweep: Sweep):
-    """Through the API server, which fetches it from worker1's log server (both workers share this machine's
-    hostname, and the API server asks one port: worker1's)."""
-    ran_on_worker1 = [
-        (index, attempt)
-        for index in range(4)
-        for attempt, (worker, log) in cluster.task_logs(sweep.run_id, "experiment", index).items()
-        if worker == 1 and "Ran experiment" in log
-    ]
-    index, attempt = ran_on_worker1[0]
-    task = f"dags/{SWEEP}/dagRuns/{sweep.run_id}/taskInstances/experiment/logs/{attempt}?map_index={index}"
-    with urlopen(f"http://127.0.0.1:{cluster.env['AIRFLOW__API__PORT']}/api/v2/{task}") as response:
-        events = [event.get("event", "") for event in json.load(response)["content"]]
-    assert f"Ran experiment(s): {sweep.run_id}-{index}" in events
+def test_the_ui_showed_a_task_log_from_the_worker_that_ran_it(sweep: Sweep):
+    """The API server fetches a log from the worker's log server: worker1's (both workers have this machine's
+    hostname, and the API server asks one port, worker1's)."""
+    index, events = sweep.ui_log
+    assert f"Ran experiment(s): {sweep.run_id}-{index}" in events, events
