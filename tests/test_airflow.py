@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.scratch_repo import REPO, dvc, identify, pipeline_environment, run
+from bench.scratch_repo import REPO, dvc, pipeline_environment
 from tests.tiny_pipeline import repo_with_folder_remote, stages_run
 
 pytestmark = pytest.mark.slow
-# Run conf of the DAG runs here: the pipeline DAG's run (seed 3) is also one of the sweep's, which restores it from
-# the run-cache the first pushed.
+# The sweep DAG runs on a real cluster in test_cluster.py.
 SET_PARAMS = ["train.epochs=2", "train.population=2"]
 
 
@@ -56,7 +55,7 @@ def experiments(repo: Path) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def dag_repo(tmp_path_factory) -> Path:
-    """The tiny pipeline with a folder DVC remote: the DAG runs of this module share it."""
+    """The tiny pipeline with a folder DVC remote."""
     return repo_with_folder_remote(tmp_path_factory.mktemp("dags") / "repo")
 
 
@@ -103,36 +102,3 @@ def test_bad_set_params_fail_a_task_before_any_dvc_command_runs(airflow_home: Pa
     assert refusal("train.epochs=0").endswith("params.yaml: train.epochs = 0: Input should be greater than 0")
     assert refusal("train.epochs").startswith("set_params ['train.epochs']: ")
     assert not (tmp_path / "repo_storage").exists()
-
-
-def test_sweep_dag_pushes_every_experiment_to_the_git_server_and_remote(
-    airflow_home: Path, dag_repo: Path, tmp_path: Path
-):
-    server = tmp_path / "server.git"
-    run(tmp_path, "git", "init", "-q", "--bare", str(server))
-    run(dag_repo, "git", "push", "-q", str(server), "HEAD")
-
-    # Two params, the product of their values; seeds 3 and 5, so that their members (seed + k) are 4 seeds.
-    grid = {"train.seed": [3, 5], "train.learning_rate": [0.01]}
-    conf = {"repo": str(server), "grid": grid, "set_params": SET_PARAMS}
-    result = dags_test(airflow_home, dag_repo, "parity_lstm_sweep", conf)
-    # The table went to the git server, on the branch sweeps/<run id>, and is in the log as the task's result.
-    (branch,) = run(tmp_path, "git", "ls-remote", "--heads", str(server), "sweeps/*").split()[1::2]
-    table = run(tmp_path, "git", "--git-dir", str(server), "show", f"{branch}:convergence.md")
-    assert table in result.stdout
-    # One configuration: its two runs, each a population of 2, counted member by member.
-    assert re.search(r"^\| all runs \| 2 \| \d/4 \|", table, re.M), result.stdout[-20_000:]
-
-    # A fresh clone of the server sees both, and gets each one's model from the DVC remote.
-    clone = tmp_path / "clone"
-    run(tmp_path, "git", "clone", "-q", str(server), str(clone))
-    identify(clone)
-    dvc(clone, "exp", "pull", "--all-commits", "origin")
-    swept = experiments(clone)
-    swept_params = [(p["train"]["seed"], p["train"]["learning_rate"], p["train"]["epochs"]) for p in swept.values()]
-    assert sorted(swept_params) == [(3, 0.01, 2), (5, 0.01, 2)]
-    # Named after the run and the task's map index: a retried task replaces its experiment.
-    run_name = branch.removeprefix("refs/heads/sweeps/")
-    assert sorted(swept) == [f"{run_name}-0", f"{run_name}-1"]
-    dvc(clone, "exp", "apply", next(iter(swept)))
-    assert (clone / "models/model.keras").is_file()

@@ -66,7 +66,14 @@ def test_a_task_stopped_while_its_command_runs_stops_the_command_and_its_childre
     finally:
         signal.signal(signal.SIGUSR1, previous)
     sleeper = int(pid_file.read_text())
-    assert not psutil.pid_exists(sleeper) or psutil.Process(sleeper).status() == psutil.STATUS_ZOMBIE
+
+    def stopped() -> bool:  # SIGKILL takes effect soon after it is sent, not at once
+        try:
+            return psutil.Process(sleeper).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_until(stopped, 30, "the command's child stopped", 0.05)
 
 
 # Each task's execution_timeout in seconds, as the DAG files set it, read with Airflow's own DagBag.
