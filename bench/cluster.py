@@ -21,11 +21,10 @@ WORKERS = (1, 2)
 FINISHED = ("success", "failed")
 
 
-def script(name: str, folder: Path, repo: Path, heartbeat_timeout: int | None = None) -> str:
-    env = pipeline_environment() | {"PARITY_LSTM_CLUSTER_REPO": str(repo)}
-    if heartbeat_timeout:
-        env["CLUSTER_HEARTBEAT_TIMEOUT"] = str(heartbeat_timeout)
+def script(name: str, folder: Path, **settings: str) -> str:
+    """dags/cluster/<name> for the cluster in `folder`, with `settings` in its environment."""
     command = [REPO / "dags/cluster" / name, folder]
+    env = pipeline_environment() | settings
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, f"dags/cluster/{name} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
@@ -41,12 +40,15 @@ class Cluster:
     def started(cls, folder: Path, repo: Path, heartbeat_timeout: int | None = None) -> Iterator["Cluster"]:
         """dags/cluster/up serving `repo`'s committed HEAD, then dags/cluster/down."""
         try:
-            print(script("up", folder, repo, heartbeat_timeout), flush=True)
-            settings = shlex.split((folder / "cluster.env").read_text())  # export NAME=value ...
-            yield cls(folder, dict(word.split("=", 1) for word in settings if word != "export"))
+            settings = {"PARITY_LSTM_CLUSTER_REPO": str(repo)}
+            if heartbeat_timeout:
+                settings["CLUSTER_HEARTBEAT_TIMEOUT"] = str(heartbeat_timeout)
+            print(script("up", folder, **settings), flush=True)
+            words = shlex.split((folder / "cluster.env").read_text())  # export NAME=value ...
+            yield cls(folder, dict(word.split("=", 1) for word in words if word != "export"))
         finally:
             if (folder / "pids").is_dir():
-                print(script("down", folder, repo), flush=True)
+                print(script("down", folder), flush=True)
 
     @property
     def git_url(self) -> str:

@@ -80,7 +80,7 @@ def sweep(cluster: Cluster) -> Sweep:
     conf = {"grid": GRID, "set_params": SET_PARAMS}
     assert cluster.trigger(SWEEP, run_id, conf).returncode == 0
 
-    def experiments() -> tuple[dict[int, tuple[int, int]], tuple[dict, int] | None]:
+    def progress() -> tuple[dict[int, tuple[int, int]], tuple[dict, int] | None]:
         """Worker -> an experiment it finished (map index, attempt); and an experiment training now, and its worker."""
         assert cluster.run_state(run_id) not in ("success", "failed"), "the run ended before a worker could be killed"
         finished, in_train = {}, None
@@ -95,11 +95,11 @@ def sweep(cluster: Cluster) -> Sweep:
         return finished, in_train
 
     # While worker1 lives (its log server with it), the UI's view of a log it wrote.
-    index, attempt = wait_until(lambda: experiments()[0].get(1), 300, "an experiment finished by worker1", 0.2)
+    index, attempt = wait_until(lambda: progress()[0].get(1), 300, "an experiment finished by worker1", 0.2)
     seen_in_ui = index, ui_log(cluster, run_id, index, attempt)
 
     def training() -> tuple[dict, int] | None:
-        finished, in_train = experiments()
+        finished, in_train = progress()
         return in_train if set(finished) == set(WORKERS) else None
 
     killed, worker = wait_until(training, 300, "an experiment training after each worker finished one", 0.2)
