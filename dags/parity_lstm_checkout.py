@@ -68,16 +68,17 @@ def run(cwd: Path, *command: str, data: bool = False) -> str:
     # The worker's own interpreter runs DVC and, through PATH, the stages' `python -m ...`.
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     stderr = None if data else subprocess.STDOUT
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
     lines = []
-    try:
-        for line in process.stdout:
-            print(line, end="", flush=True)
-            lines.append(line)
-        returncode = process.wait()
-    except BaseException:
-        stop(process)
-        raise
+    # As a context, the process's pipe is closed whatever happens.
+    with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True) as process:
+        try:
+            for line in process.stdout:
+                print(line, end="", flush=True)
+                lines.append(line)
+            returncode = process.wait()
+        except BaseException:
+            stop(process)
+            raise
     output = "".join(lines)
     if returncode:
         last_lines = "\n".join(output.strip().splitlines()[-5:])

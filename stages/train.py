@@ -46,17 +46,21 @@ def reference_model(units: int, forget_bias: float = 1.0) -> keras.Sequential:
     """The reference architecture; the time axis is left open so any sequence length can be fed."""
     # Keras orders the gates' biases i, f, c, o; forget_bias=1 is Keras' own `unit_forget_bias` default.
     bias = np.concatenate([np.zeros(units), np.full(units, forget_bias), np.zeros(2 * units)]).tolist()
+    # Names of its own: Keras numbers unnamed models and layers by how many the process built before (lstm_2), and
+    # the model file records them, so its bytes would depend on the population size.
     return keras.Sequential(
         [
-            keras.Input((None, 2)),
+            keras.Input((None, 2), name="bits"),
             keras.layers.LSTM(
                 units,
                 return_sequences=True,
                 unit_forget_bias=False,
                 bias_initializer=keras.initializers.Constant(bias),
+                name="lstm",
             ),
-            keras.layers.Dense(2, activation="softmax"),
-        ]
+            keras.layers.Dense(2, activation="softmax", name="dense"),
+        ],
+        name="reference_model",
     )
 
 

@@ -6,10 +6,11 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from bench.scratch_repo import REPO, dvc, pipeline_environment
+from bench.scratch_repo import REPO, dvc, pipeline_environment, run
 from tests.tiny_pipeline import repo_with_folder_remote, stages_run
 
 pytestmark = pytest.mark.slow
@@ -102,3 +103,43 @@ def test_bad_set_params_fail_a_task_before_any_dvc_command_runs(airflow_home: Pa
     assert refusal("train.epochs=0").endswith("params.yaml: train.epochs = 0: Input should be greater than 0")
     assert refusal("train.epochs").startswith("set_params ['train.epochs']: ")
     assert not (tmp_path / "repo_storage").exists()
+
+
+def test_a_retried_experiment_task_after_its_push_leaves_one_experiment_the_retrys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The sweep's `experiment` task, its first try failing after `dvc exp push` (in the metrics' push, as a lost
+    connection would); the retry pushes its own run under the same name, replacing the first try's."""
+    monkeypatch.syspath_prepend(str(REPO / "dags"))  # as Airflow puts the DAG folder on sys.path
+    import parity_lstm_sweep
+
+    import parity_lstm_checkout
+
+    repo = repo_with_folder_remote(tmp_path / "repo")
+    planned = {"commit": run(repo, "git", "rev-parse", "HEAD").strip(), "set_params": ["train.epochs=1"]}
+    conf = {"repo": str(repo), "set_params": [], "rev": "HEAD"}
+
+    def try_task() -> str:
+        task = parity_lstm_sweep.experiment.function
+        return task(planned, params=conf, run_id="manual__retried", ti=SimpleNamespace(map_index=0))
+
+    def refs() -> dict[str, str]:
+        listed = run(repo, "git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps")
+        return dict(line.split() for line in listed.splitlines())
+
+    pushed = parity_lstm_checkout.push_metrics
+
+    def lost_connection(work: Path) -> None:
+        raise ConnectionError("lost the remote")
+
+    monkeypatch.setattr(parity_lstm_checkout, "push_metrics", lost_connection)
+    with pytest.raises(ConnectionError):
+        try_task()
+    (first_ref, first_commit), *others = refs().items()
+    assert not others and first_ref.endswith("/manual__retried-0")
+
+    monkeypatch.setattr(parity_lstm_checkout, "push_metrics", pushed)
+    assert try_task() == "manual__retried-0"
+    assert list(refs()) == [first_ref]  # one experiment of that name
+    assert refs()[first_ref] != first_commit  # the retry's
+    assert list(experiments(repo)) == ["manual__retried-0"]

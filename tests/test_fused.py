@@ -2,14 +2,17 @@
 determinism across threads and instruction sets."""
 
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from bench.population import threads
 from bench.scratch_repo import REPO
 from stages import fused
 from stages.encoding import one_hot_pairs, running_parity
@@ -17,6 +20,7 @@ from stages.evaluate import TrainedModel, score
 from stages.predict import predict_line
 from stages.train import Validation, initial_members, reference_model, train
 from tests.arrays import generated, padded_batch
+from tests.digest_training import MEMBERS, ROWS, digest
 from tests.easy_fit import EASY_DATA, EASY_TRAIN, every_step
 
 
@@ -116,34 +120,35 @@ def test_at_exactly_one_half_the_prediction_is_even_everywhere(tmp_path):
     assert predict_line(model, bits[1]) == "100\t0\t0.5000\t1"
 
 
-# Trains a population of 20 for a few steps and prints a digest of its weights and of its forward pass; run in a
-# process of its own with NUMBA_NUM_THREADS and NUMBA_CPU_NAME set.
-TRAIN_AND_DIGEST = """
-import hashlib
-import numpy as np
-from stages import fused
-from tests.arrays import padded_batch
-theta = np.random.default_rng(0).normal(0, 0.5, (20, 20)).astype(np.float32)
-adam = fused.Adam(theta, 0.01)
-for seed in range(3):
-    adam.apply(fused.gradients(theta, *padded_batch(128, 50, seed))[0])
-probability = fused.probability_of_one(theta, padded_batch(1000, 60, 9)[0])
-print(hashlib.sha256(theta.tobytes() + probability.tobytes()).hexdigest())
-"""
+def test_the_same_bytes_with_one_thread_or_two():
+    assert 2 * fused.MIN_LANES_PER_THREAD <= MEMBERS * ROWS  # two threads do share the work
+    with threads(1):
+        one = digest()
+    with threads(2):  # whatever the machine's cores
+        assert digest() == one
+
+
+def host_runs(cpu: str) -> str | None:
+    """Why this CPU cannot run code compiled for the numba target `cpu`; None if it can."""
+    flags = set(re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M)[1].split())
+    needs = {"haswell": {"avx2", "fma"}, "skylake-avx512": {"avx512f", "avx512bw", "avx512dq", "avx512vl"}}
+    missing = needs.get(cpu, set()) - flags
+    return f"this CPU lacks {', '.join(sorted(missing))}, which code for {cpu} uses" if missing else None
 
 
 @pytest.mark.slow  # compiles the kernels for another CPU, cold
-def test_the_same_bytes_with_one_or_two_threads_and_for_any_instruction_set(tmp_path):
-    assert 2 * fused.MIN_LANES_PER_THREAD <= 20 * 128  # enough lanes that two threads share the work
+@pytest.mark.parametrize("cpu", ["generic", "haswell", "skylake-avx512"])
+def test_the_same_bytes_whatever_instruction_set_the_kernels_are_compiled_for(tmp_path, cpu):
+    """x86-64 without SIMD extensions, AVX2 and AVX-512, against this CPU's own ("host"), on 2 threads."""
+    if reason := host_runs(cpu):
+        pytest.skip(reason)
 
-    def digest(threads: int, cpu: str | None) -> str:
-        environment = os.environ | {"NUMBA_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO)}
-        if cpu:  # a cache of its own: compiled code for another CPU stays out of the project's
-            environment |= {"NUMBA_CPU_NAME": cpu, "NUMBA_CACHE_DIR": str(tmp_path / cpu)}
-        done = subprocess.run([sys.executable, "-c", TRAIN_AND_DIGEST], env=environment, capture_output=True, text=True)
+    def digest_in_process(**environment: str) -> str:
+        environment = os.environ | {"NUMBA_NUM_THREADS": "2", "PYTHONPATH": str(REPO)} | environment
+        command = [sys.executable, "-m", "tests.digest_training"]
+        done = subprocess.run(command, env=environment, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         return done.stdout.split()[-1]
 
-    host = digest(1, None)
-    assert digest(2, None) == host
-    assert digest(2, "generic") == host
+    # A numba cache of its own: code compiled for another CPU stays out of the project's.
+    assert digest_in_process(NUMBA_CPU_NAME=cpu, NUMBA_CACHE_DIR=str(tmp_path)) == digest_in_process()

@@ -12,6 +12,7 @@ from stages import files
 from stages.encoding import PAD, running_parity
 from stages.evaluate import load_trained_model
 from stages.files import load_bits, load_parity, load_weights, row_writer
+from stages.model_file import save_model
 
 BITS = np.array([[PAD, 1, 0, 1], [0, 1, 1, 0]], np.uint8)
 
@@ -56,8 +57,17 @@ def test_truncated_or_pickled_files_are_refused(tmp_path):
     np.save(pickled, np.array([{"not": "data"}], dtype=object), allow_pickle=True)
     with pytest.raises(SystemExit, match=r"cannot be read .*`dvc repro -f targets`"):
         load_parity(pickled, load_bits(saved(tmp_path, "test_bits.npy", BITS)))
-    with pytest.raises(SystemExit, match=r"model.keras: cannot be loaded .*`dvc repro -f train`"):
+    with pytest.raises(SystemExit, match=r"model.keras: cannot be loaded \(FileNotFoundError.*`dvc repro -f train`"):
         load_trained_model(tmp_path / "model.keras")
+
+
+def test_a_truncated_model_file_is_refused(tmp_path, flip_flop_model):
+    path = tmp_path / "model.keras"
+    save_model(flip_flop_model, path)
+    load_trained_model(path)  # whole, it loads
+    path.write_bytes(path.read_bytes()[:-100])  # an interrupted copy
+    with pytest.raises(SystemExit, match=r"model.keras: cannot be loaded \(BadZipFile.*`dvc repro -f train`"):
+        load_trained_model(path)
 
 
 def test_labels_must_belong_to_the_bits(tmp_path):

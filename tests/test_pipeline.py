@@ -11,13 +11,29 @@ import sys
 import time
 from pathlib import Path
 
+import keras
+import numpy as np
 import pytest
 import yaml
 
-from bench.scratch_repo import REPO, dvc, make_scratch_repo, run, set_param
+from bench.scratch_repo import REPO, dvc, make_scratch_repo, pipeline_environment, run, set_param
 from stages import fused
+from stages.encoding import PAD, one_hot_pairs
 from stages.evaluate import load_trained_model
-from stages.params import DataParams, EvaluateParams, TargetsParams, TrainParams
+from stages.files import (
+    TRAIN_BITS,
+    TRAIN_PARITY,
+    TRAIN_WEIGHTS,
+    VAL_BITS,
+    VAL_PARITY,
+    load_bits,
+    load_parity,
+    load_weights,
+)
+from stages.model_file import save_model
+from stages.params import DataParams, EvaluateParams, TargetsParams, TrainParams, load_params
+from stages.train import reference_model
+from tests.conftest import flip_flop_weights
 from tests.tiny_pipeline import STAGES, TINY_PARAMS, copy_of, ran_exactly, repro
 
 
@@ -41,7 +57,8 @@ def test_a_clean_repro_runs_every_stage_and_each_writes_its_metrics(trained_repo
     assert evaluation["mean_final_confidence"] == round(evaluation["mean_final_confidence"], 5)
 
 
-def test_repro_reruns_only_what_a_change_touches_and_restores_what_ran_before(repo: Path):
+def test_a_no_op_runs_nothing_and_params_run_before_are_restored_from_the_run_cache(repo: Path):
+    """Which stages a change reruns, for every param: tests/test_reruns.py."""
     first = {path: (repo / path).read_bytes() for path in ("dvc.lock", "models/model.keras", "metrics/evaluate.json")}
     assert repro(repo) == ran_exactly()
 
@@ -54,13 +71,6 @@ def test_repro_reruns_only_what_a_change_touches_and_restores_what_ran_before(re
     set_param(repo, "train", "epochs", TINY_PARAMS["train"]["epochs"])
     assert repro(repo) == {"ran": set(), "restored": {"train", "evaluate"}, "skipped": {"generate", "targets"}}
     assert {path: (repo / path).read_bytes() for path in first} == first
-
-    set_param(repo, "targets", "mode", "final")
-    assert repro(repo) == ran_exactly("targets", "train", "evaluate")
-
-    set_param(repo, "data", "seq_len", 8)
-    assert repro(repo) == ran_exactly(*STAGES)
-    assert json.loads((repo / "metrics/generate.json").read_text())["train"]["seq_len"] == 8
 
 
 def test_an_edit_to_the_model_file_module_reruns_only_train_and_evaluate(repo: Path):
@@ -220,22 +230,84 @@ def test_plots_render_offline_and_as_pictures(repo: Path):
     assert (repo / "docs/images/held_out_accuracy_by_test_length.svg").read_text().startswith("<svg")
 
 
-def test_train_reads_training_and_validation_data_only_and_saves_the_selected_member(repo: Path):
-    train_deps = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]["train"]["deps"]
-    assert not [dep for dep in train_deps if "test" in dep]
+def test_each_stage_opens_exactly_the_data_its_dvc_yaml_deps_name(repo: Path):
+    """What a stage reads is what DVC watches: `train` never opens the test set, `evaluate` never the validation set,
+    and a file a stage reads is never missing from its deps (DVC would not rerun the stage when the file changes)."""
+    declared = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    for stage in STAGES:
+        command = [sys.executable, "-m", "tests.opened_files", stage]
+        env = pipeline_environment() | {"PYTHONPATH": str(REPO)}  # `tests` from here; `stages` from the copy
+        result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        opened = set(json.loads(result.stdout.splitlines()[-1]))
+        assert opened == {dep for dep in declared[stage]["deps"] if not dep.startswith("stages/")}, stage
+
+
+def test_evaluate_scores_the_test_set(repo: Path):
+    """A model that always says "even" is right on every step of a test set of zeros; on the validation set, random
+    bits, it would be right about half the time."""
+    model = reference_model(units=1)
+    weights = model.get_weights()
+    weights[3][:] = 0  # the Dense kernel: the output ignores the state
+    weights[4][:] = [0.0, 1.0]  # logits (odd, even): P(odd) = sigmoid(-1)
+    model.set_weights(weights)
+    save_model(model, repo / "models/model.keras")
+    zeros = np.zeros((TINY_PARAMS["data"]["test_count"], TINY_PARAMS["data"]["seq_len"]), np.uint8)
+    np.save(repo / "data/test_bits.npy", zeros)
+    np.save(repo / "data/test_parity.npy", zeros)  # the running parity of zeros
+    val_odd = np.load(repo / "data/val_parity.npy")[:, -1].mean()
+    assert 0.2 < val_odd < 0.8  # the validation set would score far from 1
+    run(repo, sys.executable, "-m", "stages.evaluate")
+    metrics = json.loads((repo / "metrics/evaluate.json").read_text())
+    assert metrics["step_accuracy"] == metrics["final_step_accuracy"] == metrics["sequence_accuracy"] == 1.0
+
+
+def test_train_selects_the_member_best_on_validation_and_saves_it(repo: Path, monkeypatch):
+    """Member 1 of 3 starts as the flip-flop, exactly right at any length, the others from their seeds: it ends best
+    on validation, converged from epoch 1, and is the model saved, with the weights training gave it."""
+    import stages.train as train_stage
+
     set_param(repo, "train", "population", 3)
     set_param(repo, "train", "epochs", 2)
-    for test_file in ("data/test_bits.npy", "data/test_parity.npy"):
-        (repo / test_file).unlink()  # train must not need them
-    run(repo, sys.executable, "-m", "stages.train")
-    metrics = json.loads((repo / "metrics/train/metrics.json").read_text())
-    epochs = metrics["member_converged_epochs"].split()  # "-": not converged
-    assert metrics["population"] == 3 and len(epochs) == 3
-    assert metrics["converged_members"] == sum(epoch != "-" for epoch in epochs)
-    assert metrics["selected_member"] in range(3)
-    assert (
-        str(metrics["converged_epoch"]) == epochs[metrics["selected_member"]]
-        or epochs[metrics["selected_member"]] == "-"
-    )
-    # An ordinary reference-architecture model (anything else is refused), of the member's size.
-    assert fused.unflatten(load_trained_model(repo / "models/model.keras").weights)[0].shape == (2, 4)
+    seeded = train_stage.initial_members
+
+    def with_flip_flop(params: TrainParams) -> np.ndarray:
+        members = seeded(params)
+        members[1] = fused.flatten(flip_flop_weights())
+        return members
+
+    monkeypatch.setattr(train_stage, "initial_members", with_flip_flop)
+    monkeypatch.chdir(repo)
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        train_stage.main()
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+    metrics = json.loads(Path("metrics/train/metrics.json").read_text())
+    epochs = metrics["member_converged_epochs"].split()
+    assert (metrics["population"], metrics["selected_member"], metrics["converged_epoch"]) == (3, 1, 1)
+    assert epochs[1] == "1" and metrics["converged_members"] == sum(epoch != "-" for epoch in epochs)
+    assert metrics["val"]["selected_final_step_accuracy"] == 1.0
+
+    # The same training in this process: the saved file holds member 1's trained weights, byte for byte.
+    bits = load_bits(TRAIN_BITS)
+    val_bits = load_bits(VAL_BITS)
+    trained = train_stage.train(
+        bits, load_parity(TRAIN_PARITY, bits), load_weights(TRAIN_WEIGHTS, bits), val_bits,
+        load_parity(VAL_PARITY, val_bits), load_params("train", TrainParams),
+    )  # fmt: skip
+    saved = load_trained_model(Path("models/model.keras")).weights
+    assert saved.tobytes() == trained.members[1].tobytes()
+    assert not any(np.array_equal(saved, trained.members[k]) for k in (0, 2))
+
+
+def test_the_trained_model_file_opens_in_keras_with_the_outputs_evaluate_scores(trained_repo):
+    """What a user gets from `keras.saving.load_model("models/model.keras")`: the reference model, whose outputs are
+    the ones `evaluate` and `predict` compute without Keras."""
+    path = trained_repo.path / "models/model.keras"
+    opened = keras.saving.load_model(path)
+    assert [type(layer).__name__ for layer in opened.layers] == ["LSTM", "Dense"]
+    bits = np.random.default_rng(0).integers(0, 2, (100, 40), dtype=np.uint8)
+    bits[:30, :20] = PAD  # padding in front, as data.min_len makes it
+    ours = load_trained_model(path).probability_of_one(bits).T
+    np.testing.assert_allclose(ours, opened.predict(one_hot_pairs(bits), verbose=0)[..., 0], rtol=0, atol=1e-6)

@@ -8,6 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bench.scratch_repo import REPO
+from stages.model_file import save_model
 from stages.predict import MAX_BITS, parse_bits
 
 
@@ -30,18 +32,29 @@ def test_parse_bits_rejects_more_than_the_limit():
         parse_bits("1" * (MAX_BITS + 1))
 
 
-def test_predict_command_prints_parity_for_each_line_and_reports_bad_ones(flip_flop_model, tmp_path):
-    (tmp_path / "models").mkdir()
-    flip_flop_model.save(tmp_path / "models/model.keras")
-    long = "1" * 2001  # far longer than any training: 2001 ones, odd
-    result = subprocess.run(
-        [sys.executable, "-m", "stages.predict"],
-        input=f"1011001\n0110\n\n10a\n1\n{long}\n",
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+def predict(folder: Path, *arguments: str, lines: str = "") -> subprocess.CompletedProcess:
+    """`python -m stages.predict` in `folder`, as a user runs it there."""
+    return subprocess.run(
+        [sys.executable, "-m", "stages.predict", *arguments],
+        input=lines,
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
     )
+
+
+@pytest.fixture
+def flip_flop_folder(flip_flop_model, tmp_path: Path) -> Path:
+    """A folder whose models/model.keras is the flip-flop model, exactly right at any length."""
+    (tmp_path / "models").mkdir()
+    save_model(flip_flop_model, tmp_path / "models/model.keras")
+    return tmp_path
+
+
+def test_predict_prints_parity_for_each_line_and_reports_bad_ones(flip_flop_folder: Path):
+    long = "1" * 2001  # far longer than any training: 2001 ones, odd
+    result = predict(flip_flop_folder, lines=f"1011001\n0110\n\n10a\n1\n{long}\n")
     assert result.returncode == 2
     rows = [line.split("\t") for line in result.stdout.splitlines()]
     assert [(bits, predicted, true) for bits, predicted, _, true in rows] == [
@@ -51,7 +64,45 @@ def test_predict_command_prints_parity_for_each_line_and_reports_bad_ones(flip_f
         (long, "1", "1"),
     ]
     assert all(float(confidence) > 0.99 for _, _, confidence, _ in rows)
-    assert "sequence 3: empty" in result.stderr and "sequence 4:" in result.stderr
+    assert result.stderr.splitlines() == [
+        "predict: sequence 3: empty sequence",
+        "predict: sequence 4: '10a' is not a string of 0 and 1",
+    ]
+
+
+def test_predict_takes_sequences_as_arguments_and_ignores_stdin_then(flip_flop_folder: Path):
+    result = predict(flip_flop_folder, "111", "0", "10", lines="1\n")
+    assert (result.returncode, result.stderr) == (0, "")
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [(bits, predicted, true) for bits, predicted, _, true in rows] == [
+        ("111", "1", "1"),
+        ("0", "0", "0"),
+        ("10", "1", "1"),
+    ]
+
+
+def test_an_over_long_line_is_one_error_line_and_nothing_on_stdout(flip_flop_folder: Path):
+    result = predict(flip_flop_folder, lines="1" * (MAX_BITS + 1) + "\n")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        f"predict: sequence 1: {MAX_BITS + 1} bits, more than the limit of {MAX_BITS}"
+    ]
+
+
+@pytest.mark.parametrize("model", ["missing", "corrupt", "truncated"])
+def test_without_a_usable_model_predict_says_so_in_one_line_and_prints_nothing(flip_flop_folder: Path, model: str):
+    path = flip_flop_folder / "models/model.keras"
+    if model == "missing":
+        path.unlink()
+    elif model == "corrupt":
+        path.write_bytes(b"not a model")
+    else:
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    result = predict(flip_flop_folder, "1011")
+    assert (result.returncode, result.stdout) == (1, "")
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("models/model.keras: cannot be loaded (")
+    assert line.endswith("); make it again with `dvc repro -f train`")
 
 
 @given(st.text(alphabet=st.sampled_from("01 \t2a\u00b9\uff11\n"), max_size=30) | st.text(max_size=10))
