@@ -92,11 +92,11 @@ def environment(**variables: str | None) -> Iterator[None]:
 
 @contextmanager
 def training_environment() -> Iterator[None]:
-    """The environment every `train` process trains in, for training in this process or in processes started
-    inside: the stages' defaults (importing `stages` sets them, and TensorFlow reads them as it loads) and the XLA
-    options `train` adds (XLA reads them at its first compile). The XLA options go after, so that later parts'
-    processes, the reference program's among them, start from the bench's own environment."""
-    from stages.xla import set_training_options
+    """The environment the keras engine trains in, for training in this process or in processes started inside:
+    TensorFlow's settings (importing parity_lstm.engines.keras sets them, and TensorFlow reads them as it loads)
+    and the engine's XLA options (XLA reads them at its first compile). The XLA options go after, so that later
+    parts' processes, the reference program's among them, start from the bench's own environment."""
+    from parity_lstm.engines.keras.xla import set_training_options
 
     with environment(XLA_FLAGS=os.environ.get("XLA_FLAGS"), TF_XLA_FLAGS=os.environ.get("TF_XLA_FLAGS")):
         set_training_options(os.environ)
@@ -105,16 +105,16 @@ def training_environment() -> Iterator[None]:
 
 def default_data() -> tuple[dict, tuple[np.ndarray, ...]]:
     """The default params (params.yaml) and, in memory, the arrays `train` reads for them from the files `generate`
-    and `targets` write: training bits, parity and supervised steps, validation bits and parity."""
-    from stages.encoding import running_parity
+    and `targets` write: training bits, parity and loss factors, validation bits and parity."""
+    from parity_lstm.data.encoding import running_parity
+    from parity_lstm.params import DataParams
     from stages.generate import sequences, splits
-    from stages.params import DataParams
-    from stages.targets import supervised_steps
+    from stages.targets import loss_factors
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     data = DataParams(**params["data"])
     bits, val_bits = (np.concatenate(list(sequences(seed, count, data))) for _, seed, count in splits(data)[:2])
-    arrays = bits, running_parity(bits), supervised_steps(bits, "running"), val_bits, running_parity(val_bits)
+    arrays = bits, running_parity(bits), loss_factors(bits, "running"), val_bits, running_parity(val_bits)
     return params, arrays
 
 

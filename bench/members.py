@@ -12,7 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.harness import default_data, training_environment
+from parity_lstm.data.encoding import running_parity
+from parity_lstm.params import TrainParams
 from stages.convergence import HOLDS, wilson
+from stages.train import CONVERGED, Validation, train
 
 MEMBERS = 100
 AGREEMENT = 98
@@ -25,10 +28,6 @@ def measure(scratch: Path) -> dict:
     members converge, and does a perfect score on the validation set at the training length go with holding at
     length FRESH_LENGTH? `scratch` is not used."""
     with training_environment():
-        from stages.encoding import running_parity
-        from stages.params import TrainParams
-        from stages.train import CONVERGED, Validation, train
-
         params, arrays = default_data()
         fresh = np.random.default_rng([FRESH_STREAM, FRESH_LENGTH]).integers(
             0, 2, (FRESH_SEQUENCES, FRESH_LENGTH), dtype=np.uint8
@@ -71,8 +70,6 @@ def measure(scratch: Path) -> dict:
 
 
 def member_figures(validation: list[float], at_length: list[float]) -> dict:
-    from stages.train import CONVERGED  # imports TensorFlow: only when measuring
-
     validation, at_length = np.array(validation), np.array(at_length)
     converged, holds, perfect = validation >= CONVERGED, at_length >= HOLDS, validation == 1.0
     return {

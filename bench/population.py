@@ -8,15 +8,13 @@ Trained in this process on the default training and validation data, the engines
 """
 
 import statistics
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
 
-from bench.harness import default_data, training_environment
-from bench.scratch_repo import make_scratch_repo
+from bench.harness import default_data, environment, training_environment
+from bench.scratch_repo import kernels_ready
 
 POPULATIONS = (1, 20, 100)
 # (name, train.engine, the fused engine's threads at most), run in this order at each K.
@@ -25,18 +23,6 @@ ENGINES = (("fused, 1 thread", "fused", 1), ("fused, 2 threads", "fused", 2), ("
 EPOCHS = {"fused": 4, "keras": 3}
 # Seconds per epoch the fused engine must reach at each K (two cores, validation included).
 TARGETS = {1: 0.2, 20: 1.5, 100: 6.0}
-# Compiles (or loads) every fused kernel `train` and `evaluate` call, as their first calls do.
-COMPILE = """
-import time
-started = time.perf_counter()
-import numpy as np
-from stages import fused
-bits = np.zeros((1, 1), np.uint8)
-theta = np.zeros((1, fused.Layout(1).size), np.float32)
-fused.probability_of_one(theta, bits)
-fused.Adam(theta, 0.1).apply(fused.gradients(theta, bits, bits, np.ones((1, 1), np.float32))[0])
-print(time.perf_counter() - started)
-"""
 
 
 @contextmanager
@@ -53,7 +39,7 @@ def threads(count: int):
 
 def epoch_seconds(arrays, params: dict, engine: str, members: int) -> list[float]:
     """Wall seconds of each epoch, validation included."""
-    from stages.params import TrainParams
+    from parity_lstm.params import TrainParams
     from stages.train import train
 
     ends = [time.perf_counter()]
@@ -63,13 +49,10 @@ def epoch_seconds(arrays, params: dict, engine: str, members: int) -> list[float
 
 
 def compile_seconds(scratch: Path) -> dict:
-    """The fused kernels' first calls in a fresh copy of the code: compiled (cold), then loaded from numba's cache
-    that the first run wrote (warm); each in a process of its own."""
-    repo = make_scratch_repo(scratch / "compile", numba_cache=False)
-    command = [sys.executable, "-c", COMPILE]
-    cold, warm = (
-        float(subprocess.run(command, cwd=repo, capture_output=True, text=True, check=True).stdout) for _ in "ab"
-    )
+    """Every kernel's first call (`python -m parity_lstm.numerics.precompile`) on a machine whose cache is empty:
+    compiled (cold), then loaded from the cache the first run wrote (warm); each in a process of its own."""
+    with environment(PARITY_LSTM_CACHE_DIR=str(scratch / "empty-cache")):
+        cold, warm = (kernels_ready()["seconds"] for _ in "ab")
     return {"cold_s": cold, "warm_s": warm}
 
 
@@ -80,11 +63,7 @@ def measure(scratch: Path) -> dict:
     with training_environment():
         params, arrays = default_data()
         for members in POPULATIONS:
-            for name, engine, count in (
-                ("fused, 1 thread", "fused", 1),
-                ("fused, 2 threads", "fused", 2),
-                ("keras", "keras", 2),
-            ):
+            for name, engine, count in ENGINES:
                 with threads(count):
                     seconds = epoch_seconds(arrays, params, engine, members)
                 runs[f"{members} {name}"] = seconds

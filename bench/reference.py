@@ -27,9 +27,9 @@ def main(seed: int, test_bits_file: Path, out: Path) -> None:
     started = time.perf_counter()
     import keras
 
-    from stages.encoding import one_hot_pairs, running_parity
+    from parity_lstm.data.encoding import one_hot_pairs, running_parity
+    from parity_lstm.data.files import load_bits
     from stages.evaluate import score
-    from stages.files import load_bits
 
     random.seed(seed)
     keras.utils.set_random_seed(seed)

@@ -1,6 +1,6 @@
 """Part `reproducibility`: the default run's `train` and `evaluate` (the fused engine) with numba compiling for each
 CPU target of CPU_NAMES, on the same data: model md5, final training loss, held-out metrics
-and the md5s of the files each run writes. Each target compiles into a numba cache of its own.
+and the md5s of the files each run writes. Each target compiles into a kernel cache of its own.
 
     python -m bench --parts reproducibility
 """
@@ -40,7 +40,9 @@ def measure(scratch: Path) -> dict:
     dvc(repo, "repro", "targets")
     runs = []
     for cpu in CPU_NAMES:
-        target = {} if cpu == "host" else {"NUMBA_CPU_NAME": cpu, "NUMBA_CACHE_DIR": str(scratch / f"numba-{cpu}")}
+        target = (
+            {} if cpu == "host" else {"NUMBA_CPU_NAME": cpu, "PARITY_LSTM_CACHE_DIR": str(scratch / f"cache-{cpu}")}
+        )
         with environment(**target):
             train_s = stage(repo, "train")
             stage(repo, "evaluate")

@@ -1,5 +1,6 @@
 """A throw-away git + DVC copy of this pipeline, for the tests and the benchmark to run the real CLI in."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -29,6 +30,18 @@ def pipeline_environment() -> dict[str, str]:
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
+def checkout_environment() -> dict[str, str]:
+    """`pipeline_environment()` with this checkout on PYTHONPATH: its `stages`, `parity_lstm` and `tests` import from
+    any folder."""
+    return pipeline_environment() | {"PYTHONPATH": str(REPO)}
+
+
+def kernels_ready(cwd: Path = REPO) -> dict:
+    """Every kernel's first call in a process of its own (`python -m parity_lstm.numerics.precompile`), in the
+    environment this process has: the seconds it took, the kernels loaded from the cache and those compiled."""
+    return json.loads(run(cwd, sys.executable, "-m", "parity_lstm.numerics.precompile", "--json", stderr=False))
+
+
 def run(cwd: Path, *command: str, stderr: bool = True) -> str:
     """Run a command, fail with its output if it fails, return its stdout (and stderr)."""
     result = subprocess.run(command, cwd=cwd, env=pipeline_environment(), capture_output=True, text=True)
@@ -51,16 +64,14 @@ def commit(repo: Path, message: str) -> None:
     run(repo, "git", "commit", "-qm", message)
 
 
-def make_scratch_repo(path: Path, params: dict | None = None, numba_cache: bool = True) -> Path:
-    """Copy the pipeline (code, DAGs, dvc.yaml, params or `params`) into a new git repo at `path` and commit it.
-    With `numba_cache`, the fused kernels this checkout compiled come along (numba keys them by the source's
-    content, so they hold in the copy); without, the copy compiles them anew, as a fresh clone does."""
+def make_scratch_repo(path: Path, params: dict | None = None) -> Path:
+    """Copy the pipeline (code, DAGs, dvc.yaml, params or `params`) into a new git repo at `path` and commit it. Its
+    stages load the kernels from the machine's cache (parity_lstm.numerics.compiled), as any checkout does."""
     for name in PIPELINE_FILES:
         (path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, path / name)
-    left_out = shutil.ignore_patterns("*.pyc" if numba_cache else "__pycache__")
-    for folder in ("stages", "dags"):
-        shutil.copytree(REPO / folder, path / folder, ignore=left_out)
+    for folder in ("parity_lstm", "stages", "dags"):
+        shutil.copytree(REPO / folder, path / folder, ignore=shutil.ignore_patterns("__pycache__"))
     if params is not None:
         (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(path, "git", "init", "-q")

@@ -21,7 +21,8 @@ IN_MEMORY_REV = "2e8db1f"
 
 def in_memory_repo(streamed: Path, path: Path) -> Path:
     """A copy of the data of `streamed` at `path`, with IN_MEMORY_REV's stages and params."""
-    shutil.copytree(streamed, path, ignore=shutil.ignore_patterns("stages", ".git", ".dvc"))
+    shutil.copytree(streamed, path, ignore=shutil.ignore_patterns("stages", "parity_lstm", ".git", ".dvc"))
+    (path / "data/train_loss_factors.npy").rename(path / "data/train_weights.npy")  # its name at IN_MEMORY_REV
     archive = subprocess.run(["git", "archive", IN_MEMORY_REV, "stages"], cwd=REPO, capture_output=True, check=True)
     subprocess.run(["tar", "-x"], input=archive.stdout, cwd=path, check=True)
     # IN_MEMORY_REV's strict params refuse the keys added since (`data.val_count`, `train.population`): give it

@@ -2,7 +2,7 @@
 
 A task may run on any worker (Celery, Kubernetes). So it never shares a folder with another task: it clones the
 repository at the run's commit into a temporary folder, applies the run's params overrides as `dvc exp run -S`
-would, checks them with the stages' own schema (`python -m stages.params`), and pulls from and pushes to the DVC
+would, checks them with the stages' own schema (`python -m parity_lstm.params`), and pulls from and pushes to the DVC
 remote what its DVC commands need and make, run-cache included. The DVC remote is the repository's default, or the
 worker's own (`dvc remote add --global --default`, as dags/cluster/up sets up); with neither, the repository's own
 cache is the remote (every task then runs on the machine that holds the repository).
@@ -137,7 +137,7 @@ def apply_params(work: Path, set_params: list[str]) -> None:
     except Exception as error:  # DVC says "Invalid `--set-param` value"; the reason is in what it wraps
         reason = str(error.__cause__ or error).splitlines()[0]
         raise CommandFailed(f"set_params {set_params}: {reason}") from None
-    run(work, sys.executable, "-m", "stages.params")
+    run(work, sys.executable, "-m", "parity_lstm.params")
 
 
 def commit_of(work: Path) -> str:

@@ -8,14 +8,11 @@ by_length              final-step and sequence accuracy on fresh sequences of ea
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from stages import fused
-from stages.encoding import PAD, random_bits, running_parity
-from stages.files import (
+from parity_lstm.data.encoding import PAD, random_bits, running_parity
+from parity_lstm.data.files import (
     METRICS_DIR,
     TEST_BITS,
     TEST_PARITY,
@@ -24,8 +21,8 @@ from stages.files import (
     write_metrics,
     write_text,
 )
-from stages.model_file import MODEL_FILE, load_reference_weights
-from stages.params import EvaluateParams, load_params
+from parity_lstm.numerics.forward import load_trained_model, predicted_odd
+from parity_lstm.params import EvaluateParams, load_params
 
 ACCURACY_BY_POSITION = METRICS_DIR / "evaluate_accuracy_by_position.csv"
 ACCURACY_BY_LENGTH = METRICS_DIR / "evaluate_accuracy_by_length.csv"
@@ -36,29 +33,6 @@ CONFIDENCE_DECIMALS = 5
 STEPS_PER_CALL = 10_000_000
 
 
-@dataclass(frozen=True)
-class TrainedModel:
-    """The trained reference model, LSTM(units) -> Dense(2, softmax), run by the fused forward pass: the one
-    definition of its numerics, which validation and `predict` use too (stages/fused.py). No TensorFlow, whose
-    import alone takes seconds; equal to Keras on TensorFlow to 1e-6 (tested)."""
-
-    weights: np.ndarray  # flat, as `fused.flatten` lays out Keras' `get_weights()`
-
-    def probability_of_one(self, bits: np.ndarray) -> np.ndarray:
-        """The softmax's slot 0, the probability of parity 1, after each step of `bits` (count, steps) of any
-        length, PAD in front of short ones: step-major, (steps, count)."""
-        return fused.probability_of_one(self.weights[None], bits)[:, :, 0]
-
-    def states(self, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Hidden and cell state after each step of `bits` (count, steps): each (count, steps, units)."""
-        return fused.states(self.weights, bits)
-
-
-def load_trained_model(path: Path = MODEL_FILE) -> TrainedModel:
-    """The model file's weights, ready to score; no code from the file is run."""
-    return TrainedModel(fused.flatten(load_reference_weights(path)))
-
-
 def score(
     probability_of_one: np.ndarray, parity: np.ndarray, real: np.ndarray | None = None
 ) -> tuple[dict, np.ndarray]:
@@ -66,7 +40,7 @@ def score(
     seq_len), counting only the `real` steps (default: all; padding is not real)."""
     real = np.ones(parity.shape, bool) if real is None else real
     odd = parity == 1
-    correct = fused.predicted_odd(probability_of_one) == odd
+    correct = predicted_odd(probability_of_one) == odd
     metrics = {
         "step_accuracy": float(correct[real].mean()),
         # Padding is in front, so the last step is always real.
@@ -94,7 +68,7 @@ def score_by_length(probability_of_one: ProbabilityOfOne, params: EvaluateParams
         final_right = sequences_right = 0
         for start in range(0, params.sequences_per_length, chunk):
             bits = random_bits(rng, min(chunk, params.sequences_per_length - start), length)
-            correct = fused.predicted_odd(probability_of_one(bits)) == (running_parity(bits).T == 1)
+            correct = predicted_odd(probability_of_one(bits)) == (running_parity(bits).T == 1)
             final_right += int(correct[-1].sum())
             sequences_right += int(correct.all(axis=0).sum())
         results[str(length)] = {

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.encoding import PAD
-from stages.files import TEST_BITS, TRAIN_BITS, VAL_BITS, row_blocks, row_writer, with_progress, write_metrics
-from stages.params import DataParams, load_params
+from parity_lstm.data.encoding import PAD
+from parity_lstm.data.files import TEST_BITS, TRAIN_BITS, VAL_BITS, row_blocks, row_writer, with_progress, write_metrics
+from parity_lstm.params import DataParams, load_params
 
 
 def bits_of_stream(seed: np.random.SeedSequence, start: int, count: int) -> np.ndarray:

@@ -13,9 +13,8 @@ import sys
 
 import numpy as np
 
-from stages.encoding import running_parity
-from stages.evaluate import TrainedModel, load_trained_model
-from stages.fused import predicted_odd
+from parity_lstm.data.encoding import running_parity
+from parity_lstm.numerics.forward import TrainedModel, load_trained_model, predicted_odd
 
 MAX_BITS = 100_000
 

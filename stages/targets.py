@@ -1,10 +1,10 @@
-"""Stage `targets`: the running parity of every prefix, and the training loss weight of every step.
+"""Stage `targets`: the running parity of every prefix, and each training step's factor in the loss.
 
-bits     [2 1 0 1 1]    (2: padding in front)
-parity   [0 1 1 0 1]    (cumsum mod 2, padding counted as 0)
-weights  [0 1 1 1 1]    targets.mode=running: every real step
-         [0 0 0 0 1]    targets.mode=final: the last step only
-         with targets.weighting=inverse_position, the t-th real step weighs 1/t, rescaled to a mean of 1
+bits          [2 1 0 1 1]    (2: padding in front)
+parity        [0 1 1 0 1]    (cumsum mod 2, padding counted as 0)
+loss factors  [0 1 1 1 1]    targets.mode=running: every real step
+              [0 0 0 0 1]    targets.mode=final: the last step only
+              with targets.weighting=inverse_position, the t-th real step counts 1/t, rescaled to a mean of 1
 
 Read and written a block of rows at a time, so memory stays bounded at any size.
 """
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.encoding import PAD, running_parity
-from stages.files import (
+from parity_lstm.data.encoding import PAD, running_parity
+from parity_lstm.data.files import (
     TEST_BITS,
     TEST_PARITY,
     TRAIN_BITS,
+    TRAIN_LOSS_FACTORS,
     TRAIN_PARITY,
-    TRAIN_WEIGHTS,
     VAL_BITS,
     VAL_PARITY,
     load_bits,
@@ -29,7 +29,7 @@ from stages.files import (
     with_progress,
     write_metrics,
 )
-from stages.params import TargetsParams, load_params
+from parity_lstm.params import TargetsParams, load_params
 
 
 def supervised_mask(bits: np.ndarray, mode: str) -> np.ndarray:
@@ -45,7 +45,7 @@ def positions(bits: np.ndarray) -> np.ndarray:
 
 
 def inverse_position_scale(blocks: Iterable[np.ndarray], seq_len: int, mode: str) -> float:
-    """The factor that brings the mean 1/t weight of the supervised steps to 1.
+    """The scale that brings the mean 1/t factor of the supervised steps to 1.
 
     Summed from integer counts of each position, so the factor does not depend on how the rows are split in blocks.
     """
@@ -55,8 +55,8 @@ def inverse_position_scale(blocks: Iterable[np.ndarray], seq_len: int, mode: str
     return float(steps_at.sum() / (steps_at[1:] / np.arange(1, seq_len + 1)).sum())
 
 
-def supervised_steps(bits: np.ndarray, mode: str, weighting: str = "uniform", scale: float = 1.0) -> np.ndarray:
-    """The training loss weight of every step, float32: 0 where the label is not read (padding, or every step
+def loss_factors(bits: np.ndarray, mode: str, weighting: str = "uniform", scale: float = 1.0) -> np.ndarray:
+    """Each step's factor in the training loss, float32: 0 where the label is not read (padding, or every step
     but the last in `final` mode), else 1 or, with `inverse_position` weighting, scale/t for the t-th real step."""
     supervised = supervised_mask(bits, mode)
     if weighting == "uniform":
@@ -76,17 +76,17 @@ def write_parity(bits: np.memmap, path: Path) -> dict:
     return {"share_odd_steps": odd_steps / bits.size, "share_odd_final": odd_final / len(bits)}
 
 
-def write_weights(bits: np.memmap, params: TargetsParams) -> float:
-    """Write the loss weights of the training steps; return the mean number of supervised steps per sequence."""
+def write_loss_factors(bits: np.memmap, params: TargetsParams) -> float:
+    """Write the loss factors of the training steps; return the mean number of supervised steps per sequence."""
     scale = 1.0
     if params.weighting == "inverse_position":
         scale = inverse_position_scale(read_blocks(bits), bits.shape[1], params.mode)
     supervised = 0
-    with row_writer(TRAIN_WEIGHTS, bits.shape, np.float32) as write:
-        for block in with_progress(read_blocks(bits), bits.size, f"targets {TRAIN_WEIGHTS}"):
-            weights = supervised_steps(block, params.mode, params.weighting, scale)
-            write(weights)
-            supervised += int((weights > 0).sum())
+    with row_writer(TRAIN_LOSS_FACTORS, bits.shape, np.float32) as write:
+        for block in with_progress(read_blocks(bits), bits.size, f"targets {TRAIN_LOSS_FACTORS}"):
+            factors = loss_factors(block, params.mode, params.weighting, scale)
+            write(factors)
+            supervised += int((factors > 0).sum())
     return supervised / len(bits)
 
 
@@ -95,7 +95,7 @@ def main() -> None:
     files = {"train": (TRAIN_BITS, TRAIN_PARITY), "val": (VAL_BITS, VAL_PARITY), "test": (TEST_BITS, TEST_PARITY)}
     bits = {name: load_bits(bits_file) for name, (bits_file, _) in files.items()}  # all checked before any write
     metrics = {name: write_parity(bits[name], parity_file) for name, (_, parity_file) in files.items()}
-    metrics["train"]["supervised_steps_per_sequence"] = write_weights(bits["train"], params)
+    metrics["train"]["supervised_steps_per_sequence"] = write_loss_factors(bits["train"], params)
     write_metrics("targets", metrics)
 
 

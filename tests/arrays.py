@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from stages.encoding import PAD, running_parity
+from parity_lstm.data.encoding import PAD, running_parity
+from parity_lstm.params import DataParams
 from stages.generate import sequences, splits
-from stages.params import DataParams
 
 
 def generated(params: DataParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -14,9 +14,9 @@ def generated(params: DataParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def padded_batch(rows: int, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bits with padding in front of some rows, their running parity, and uneven loss weights (0 on padding)."""
+    """Bits with padding in front of some rows, their running parity, and uneven loss factors (0 on padding)."""
     rng = np.random.default_rng(seed)
     bits = rng.integers(0, 2, (rows, steps), dtype=np.uint8)
     bits[: rows // 3, : steps // 2] = PAD
-    weights = rng.uniform(0, 2, bits.shape).astype(np.float32) * (bits != PAD)
-    return bits, running_parity(bits), weights
+    factors = rng.uniform(0, 2, bits.shape).astype(np.float32) * (bits != PAD)
+    return bits, running_parity(bits), factors

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
+import parity_lstm.engines.keras  # noqa: F401  (TensorFlow's defaults, set before any test loads TensorFlow)
 from bench.scratch_repo import commit, dvc
-from stages.train import reference_model
 from tests.tiny_pipeline import repo_with_folder_remote, stages_run
 
 
@@ -15,16 +15,13 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    """Compile the fused kernels once, before any test process starts: the pipelines the tests run are copies of this
-    checkout, which take numba's cache along (bench.scratch_repo), so none of them compiles again."""
+    """Compile the kernels into the machine's cache once, before any test process starts: the pipelines the tests run
+    in copies of this checkout, and the test processes themselves, then load them."""
     if hasattr(config, "workerinput"):  # a pytest-xdist worker: the controller has done it
         return
-    from stages import fused
+    from parity_lstm.numerics.precompile import compile_all
 
-    bits = np.zeros((1, 1), np.uint8)
-    theta = np.zeros((1, fused.Layout(1).size), np.float32)
-    fused.probability_of_one(theta, bits)
-    fused.Adam(theta, 0.1).apply(fused.gradients(theta, bits, bits, np.ones((1, 1), np.float32))[0])
+    compile_all()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -51,7 +48,7 @@ SHARP = 20.0  # saturates the gates: sigmoid(20) = 1 - 2e-9
 
 
 def flip_flop_weights() -> list[np.ndarray]:
-    """Weights with which the reference 1-unit LSTM computes running parity exactly, at any length.
+    """Weights with which the 1-unit model computes running parity exactly, at any length.
 
     Bit 1 ([1, 0]) closes the forget gate and opens the input gate; the candidate is -sign(h - 0.38), so the
     cell flips between +1 (odd) and -1 (even), starting from 0 (even). Bit 0 ([0, 1]) holds the cell.
@@ -69,10 +66,10 @@ def flip_flop_weights() -> list[np.ndarray]:
 
 @pytest.fixture(scope="session")
 def flip_flop_model():
-    """The reference architecture with hand-set weights that compute parity exactly: a model that is known right."""
-    model = reference_model(units=1)
-    model.set_weights(flip_flop_weights())
-    return model
+    """The model as Keras builds it, with hand-set weights that compute parity exactly: a model that is known right."""
+    from parity_lstm.engines.keras.oracle import keras_model
+
+    return keras_model(flip_flop_weights())
 
 
 @dataclass(frozen=True)

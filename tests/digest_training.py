@@ -8,19 +8,21 @@ import hashlib
 
 import numpy as np
 
-from stages import fused
+from parity_lstm.model import Layout
+from parity_lstm.numerics.backprop import Adam, gradients
+from parity_lstm.numerics.forward import probability_of_one
 from tests.arrays import padded_batch
 
 MEMBERS, ROWS = 20, 128  # 2,560 lanes a batch: enough for two threads to share the work
 
 
 def digest() -> str:
-    theta = np.random.default_rng(0).normal(0, 0.5, (MEMBERS, fused.Layout(1).size)).astype(np.float32)
-    adam = fused.Adam(theta, 0.01)
+    members = np.random.default_rng(0).normal(0, 0.5, (MEMBERS, Layout(1).size)).astype(np.float32)
+    adam = Adam(members, 0.01)
     for seed in range(3):
-        adam.apply(fused.gradients(theta, *padded_batch(ROWS, 50, seed))[0])
-    probability = fused.probability_of_one(theta, padded_batch(1000, 60, 9)[0])
-    return hashlib.sha256(theta.tobytes() + probability.tobytes()).hexdigest()
+        adam.apply(gradients(members, *padded_batch(ROWS, 50, seed))[0])
+    probability = probability_of_one(members, padded_batch(1000, 60, 9)[0])
+    return hashlib.sha256(members.tobytes() + probability.tobytes()).hexdigest()
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from stages.encoding import running_parity
-from stages.params import DataParams, TrainParams
-from stages.targets import supervised_steps
+from parity_lstm.data.encoding import running_parity
+from parity_lstm.params import DataParams, TrainParams
+from stages.targets import loss_factors
 from stages.train import train
 from tests.arrays import generated
 
@@ -24,13 +24,13 @@ EASY_TRAIN = TrainParams(
 
 
 def every_step(bits: np.ndarray) -> np.ndarray:
-    return supervised_steps(bits, "running")
+    return loss_factors(bits, "running")
 
 
 def fit(params: TrainParams, data: DataParams = EASY_DATA, mode: str = "running", flip_labels=None):
-    """Train on the easy data; `flip_labels(parity, supervised)` may change the training labels first."""
+    """Train on the easy data; `flip_labels(parity, factors)` may change the training labels first."""
     bits, val_bits, _ = generated(data)
-    parity, supervised = running_parity(bits), supervised_steps(bits, mode)
+    parity, factors = running_parity(bits), loss_factors(bits, mode)
     if flip_labels is not None:
-        parity = flip_labels(parity, supervised)
-    return train(bits, parity, supervised, val_bits, running_parity(val_bits), params)
+        parity = flip_labels(parity, factors)
+    return train(bits, parity, factors, val_bits, running_parity(val_bits), params)

@@ -21,15 +21,9 @@ import parity_lstm_checkout as checkout
 
 def test_a_commands_output_reaches_the_task_log_line_by_line_while_it_runs(tmp_path, capsys):
     go = tmp_path / "go"
-    wait_for_go = f"""
-import pathlib, time
-deadline = time.monotonic() + 120
-while not pathlib.Path({str(go)!r}).exists() and time.monotonic() < deadline:
-    time.sleep(0.01)
-"""
-    command = [sys.executable, "-c", f"print('first', flush=True)\n{wait_for_go}\nprint('second')"]
+    command = [sys.executable, "-m", "tests.first_line_then_wait", str(go)]
     returned = []
-    running = threading.Thread(target=lambda: returned.append(checkout.run(tmp_path, *command)), daemon=True)
+    running = threading.Thread(target=lambda: returned.append(checkout.run(REPO, *command)), daemon=True)
     running.start()
     seen = []
     try:
@@ -77,20 +71,10 @@ def test_a_task_stopped_while_its_command_runs_stops_the_command_and_its_childre
 
 
 # Each task's execution_timeout in seconds, as the DAG files set it, read with Airflow's own DagBag.
-TIMEOUTS = """
-import json
-from airflow.dag_processing.dagbag import DagBag
-bag = DagBag("dags")
-assert not bag.import_errors, bag.import_errors
-print(json.dumps({f"{dag_id}.{task.task_id}": task.execution_timeout.total_seconds()
-                  for dag_id, dag in bag.dags.items() for task in dag.tasks}))
-"""
-
-
 def test_every_task_has_the_execution_timeout_its_environment_sets():
     def timeouts(**env: str) -> dict[str, float]:
-        command = [sys.executable, "-c", TIMEOUTS]
-        env = pipeline_environment() | {"PYTHONPATH": str(REPO / "dags")} | env  # as Airflow sets sys.path
+        command = [sys.executable, "-m", "tests.dag_timeouts"]
+        env = pipeline_environment() | {"PYTHONPATH": f"{REPO / 'dags'}:{REPO}"} | env  # the DAG folder, as Airflow
         result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout.splitlines()[-1])

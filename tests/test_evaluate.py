@@ -1,16 +1,14 @@
-import keras
 import numpy as np
 import pytest
 
-from stages.encoding import one_hot_pairs, random_bits, running_parity
-from stages.evaluate import TrainedModel, load_trained_model, score, score_by_length
-from stages.fused import flatten
-from stages.model_file import save_model
-from stages.params import EvaluateParams
-from stages.train import reference_model
+from parity_lstm.data.encoding import one_hot_pairs, random_bits, running_parity
+from parity_lstm.model import Layout
+from parity_lstm.numerics.forward import TrainedModel
+from parity_lstm.params import EvaluateParams
+from stages.evaluate import score, score_by_length
 from tests.conftest import flip_flop_weights
 
-FLIP_FLOP = TrainedModel(flatten(flip_flop_weights()))
+FLIP_FLOP = TrainedModel(Layout(1).flatten(flip_flop_weights()))
 
 
 def test_perfect_predictions_score_one():
@@ -84,7 +82,7 @@ def test_a_wrong_model_scores_badly_at_length():
     weights[3] = -weights[3]  # the readout inverted: every step wrong
     weights[4] = -weights[4]
     result = score_by_length(
-        TrainedModel(flatten(weights)).probability_of_one,
+        TrainedModel(Layout(1).flatten(weights)).probability_of_one,
         EvaluateParams(lengths=[100], sequences_per_length=20, seed=0),
     )
     assert result == {"100": {"final_step_accuracy": 0.0, "sequence_accuracy": 0.0}}
@@ -108,28 +106,3 @@ def test_padding_does_not_count_in_metrics():
     np.testing.assert_array_equal(by_position, [1.0, 1.0, 1.0, 1.0])
     metrics, _ = score(wrong_on_padding, parity)  # the same outputs, padding counted as real
     assert metrics["step_accuracy"] == 0.75 and metrics["sequence_accuracy"] == 0.5
-
-
-def test_the_model_file_is_read_back_with_its_weights_and_scored_as_keras_scores_it(tmp_path):
-    keras.utils.set_random_seed(3)
-    model = reference_model(units=3)
-    noise = np.random.default_rng(3)
-    model.set_weights([(w + noise.normal(0, 1, w.shape)).astype(np.float32) for w in model.get_weights()])
-    save_model(model, tmp_path / "model.keras")
-    loaded = load_trained_model(tmp_path / "model.keras")
-    np.testing.assert_array_equal(loaded.weights, flatten(model.get_weights()))
-    bits = np.random.default_rng(0).integers(0, 2, (500, 300), dtype=np.uint8)
-    bits[:100, :150] = 2  # padding in front, as data.min_len makes it
-    parity, real = running_parity(bits), bits != 2
-    ours = score(loaded.probability_of_one(bits).T, parity, real)[0]
-    theirs = score(keras.ops.convert_to_numpy(model(one_hot_pairs(bits)))[..., 0], parity, real)[0]
-    assert ours == pytest.approx(theirs, abs=1e-6)
-
-
-def test_a_model_of_another_architecture_is_refused(tmp_path):
-    other = keras.Sequential(
-        [keras.Input((None, 2)), keras.layers.GRU(1, return_sequences=True), keras.layers.Dense(2)]
-    )
-    save_model(other, tmp_path / "model.keras")
-    with pytest.raises(SystemExit, match="is not the reference architecture"):
-        load_trained_model(tmp_path / "model.keras")

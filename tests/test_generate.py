@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from stages import files as stage_files
+from parity_lstm.data import files
+from parity_lstm.data.encoding import PAD
+from parity_lstm.params import DataParams
 from stages import generate, targets
-from stages.encoding import PAD
 from stages.generate import bits_of_stream, summary, tally
-from stages.params import DataParams
 from tests.arrays import generated
 
 PARAMS = DataParams(seq_len=20, min_len=None, count=500, val_count=200, test_count=300, seed=7)
@@ -85,11 +85,11 @@ def test_any_slice_of_the_stream_is_what_numpy_draws_at_that_place(start, count)
 def stage_outputs(directory, monkeypatch, block_steps: int) -> dict[str, bytes]:
     """Run `generate` and `targets` in `directory` with blocks of `block_steps` steps; every file they write."""
     monkeypatch.chdir(directory)
-    monkeypatch.setattr(stage_files, "BLOCK_STEPS", block_steps)
+    monkeypatch.setattr(files, "BLOCK_STEPS", block_steps)
     generate.main()
     targets.main()
-    files = [*directory.glob("data/*"), *directory.glob("metrics/*")]
-    return {str(path.relative_to(directory)): path.read_bytes() for path in files}
+    written = [*directory.glob("data/*"), *directory.glob("metrics/*")]
+    return {str(path.relative_to(directory)): path.read_bytes() for path in written}
 
 
 @pytest.mark.parametrize("mode", ["running", "final"])
@@ -105,7 +105,7 @@ targets: {{mode: {mode}, weighting: inverse_position}}
         outputs.append(stage_outputs(tmp_path / str(block_steps), monkeypatch, block_steps))
     assert len(outputs[0]) == 9 and outputs[0] == outputs[1] == outputs[2]
     # What was written in blocks is the file np.save writes.
-    written = np.load(tmp_path / "1/data/train_weights.npy")
+    written = np.load(tmp_path / "1/data/train_loss_factors.npy")
     assert written.shape == (301, 13) and written.dtype == np.float32
     np.save(tmp_path / "saved.npy", written)
-    assert (tmp_path / "saved.npy").read_bytes() == (tmp_path / "1/data/train_weights.npy").read_bytes()
+    assert (tmp_path / "saved.npy").read_bytes() == (tmp_path / "1/data/train_loss_factors.npy").read_bytes()

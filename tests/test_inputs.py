@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages import files
-from stages.encoding import PAD, running_parity
-from stages.evaluate import load_trained_model
-from stages.files import load_bits, load_parity, load_weights, row_writer
-from stages.model_file import save_model
+from parity_lstm.data import files
+from parity_lstm.data.encoding import PAD, running_parity
+from parity_lstm.data.files import load_bits, load_loss_factors, load_parity, row_writer
+from parity_lstm.model import save_model
+from parity_lstm.numerics.forward import load_trained_model
+from tests.conftest import flip_flop_weights
 
 BITS = np.array([[PAD, 1, 0, 1], [0, 1, 1, 0]], np.uint8)
 
@@ -28,7 +29,9 @@ def test_good_inputs_load(tmp_path):
     np.testing.assert_array_equal(
         load_parity(saved(tmp_path, "train_parity.npy", running_parity(bits)), bits), running_parity(bits)
     )
-    assert load_weights(saved(tmp_path, "train_weights.npy", (bits != PAD).astype(np.float32)), bits).sum() == 7
+    assert (
+        load_loss_factors(saved(tmp_path, "train_loss_factors.npy", (bits != PAD).astype(np.float32)), bits).sum() == 7
+    )
 
 
 @pytest.mark.parametrize(
@@ -61,9 +64,9 @@ def test_truncated_or_pickled_files_are_refused(tmp_path):
         load_trained_model(tmp_path / "model.keras")
 
 
-def test_a_truncated_model_file_is_refused(tmp_path, flip_flop_model):
+def test_a_truncated_model_file_is_refused(tmp_path):
     path = tmp_path / "model.keras"
-    save_model(flip_flop_model, path)
+    save_model(flip_flop_weights(), path)
     load_trained_model(path)  # whole, it loads
     path.write_bytes(path.read_bytes()[:-100])  # an interrupted copy
     with pytest.raises(SystemExit, match=r"model.keras: cannot be loaded \(BadZipFile.*`dvc repro -f train`"):
@@ -80,9 +83,9 @@ def test_labels_must_belong_to_the_bits(tmp_path):
         load_parity(saved(tmp_path, "train_parity.npy", running_parity(BITS)[:, 1:]), bits)
     on_padding = np.ones(BITS.shape, np.float32)
     with pytest.raises(SystemExit, match="0 on padding"):
-        load_weights(saved(tmp_path, "train_weights.npy", on_padding), bits)
+        load_loss_factors(saved(tmp_path, "train_loss_factors.npy", on_padding), bits)
     with pytest.raises(SystemExit, match="expected float32"):
-        load_weights(saved(tmp_path, "train_weights.npy", on_padding.astype(np.float64)), bits)
+        load_loss_factors(saved(tmp_path, "train_loss_factors.npy", on_padding.astype(np.float64)), bits)
 
 
 def test_a_stage_given_a_bad_file_exits_with_one_line_and_writes_nothing(tmp_path):

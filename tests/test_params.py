@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.scratch_repo import REPO
-from stages.params import SCHEMAS, check_params, load_params
+from parity_lstm.params import SCHEMAS, check_params, load_params
 
 DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text())
 VALUES = st.one_of(

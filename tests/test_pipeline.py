@@ -17,22 +17,20 @@ import pytest
 import yaml
 
 from bench.scratch_repo import REPO, dvc, make_scratch_repo, pipeline_environment, run, set_param
-from stages import fused
-from stages.encoding import PAD, one_hot_pairs
-from stages.evaluate import load_trained_model
-from stages.files import (
+from parity_lstm.data.encoding import PAD, one_hot_pairs
+from parity_lstm.data.files import (
     TRAIN_BITS,
+    TRAIN_LOSS_FACTORS,
     TRAIN_PARITY,
-    TRAIN_WEIGHTS,
     VAL_BITS,
     VAL_PARITY,
     load_bits,
+    load_loss_factors,
     load_parity,
-    load_weights,
 )
-from stages.model_file import save_model
-from stages.params import DataParams, EvaluateParams, TargetsParams, TrainParams, load_params
-from stages.train import reference_model
+from parity_lstm.model import Layout, initial_weights, save_model
+from parity_lstm.numerics.forward import load_trained_model
+from parity_lstm.params import DataParams, EvaluateParams, TargetsParams, TrainParams, load_params
 from tests.conftest import flip_flop_weights
 from tests.tiny_pipeline import STAGES, TINY_PARAMS, copy_of, ran_exactly, repro
 
@@ -73,36 +71,61 @@ def test_a_no_op_runs_nothing_and_params_run_before_are_restored_from_the_run_ca
     assert {path: (repo / path).read_bytes() for path in first} == first
 
 
-def test_an_edit_to_the_model_file_module_reruns_only_train_and_evaluate(repo: Path):
-    with (repo / "stages/model_file.py").open("a") as module:
+def test_an_edit_to_the_training_numerics_reruns_train_and_skips_evaluate_as_the_model_is_the_same(repo: Path):
+    """`evaluate` depends on the forward pass, not on backpropagation: a comment in the training numerics reruns
+    `train` (its kernels compile anew), which writes the same model, so `evaluate` is skipped."""
+    model = (repo / "models/model.keras").read_bytes()
+    with (repo / "parity_lstm/numerics/backprop.py").open("a") as module:
         module.write("# an edit\n")
-    assert json.loads(dvc(repo, "status", "--json", stderr=False)).keys() == {"train", "evaluate"}
+    assert repro(repo) == ran_exactly("train")
+    assert (repo / "models/model.keras").read_bytes() == model
 
 
-def stage_modules(module: str) -> set[str]:
-    """The files of `stages` that `python -m stages.<module>` runs: the module and, transitively, what it imports
-    from the package."""
+FIRST_PARTY = ("stages", "parity_lstm")
+
+
+def module_file(name: str) -> Path | None:
+    """The file of a first-party module, or None (a third-party module, or a name that is no module)."""
+    path = REPO / name.replace(".", "/")
+    if name.split(".")[0] not in FIRST_PARTY:
+        return None
+    return next((file for file in (path.with_suffix(".py"), path / "__init__.py") if file.is_file()), None)
+
+
+def code_run_by(module: str) -> set[str]:
+    """The files that `python -m <module>` runs of this repository: the module, what it imports (at the top or in a
+    function, or by name, as `importlib.import_module("parity_lstm.x")`), transitively, with the `__init__.py` of
+    every package on the way."""
     found, todo = set(), [module]
     while todo:
         name = todo.pop()
-        if name not in found:
-            found.add(name)
-            for node in ast.walk(ast.parse((REPO / "stages" / f"{name}.py").read_text())):
-                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
-                    todo.append(node.module.removeprefix("stages."))
-                elif isinstance(node, ast.ImportFrom) and node.module == "stages":  # from stages import fused
-                    todo.extend(alias.name for alias in node.names)
-    return {f"stages/{name}.py" for name in found}
+        parts = name.split(".")
+        for package in (".".join(parts[:end]) for end in range(1, len(parts))):
+            todo.append(package)
+        file = module_file(name)
+        if file is None or file in found:
+            continue
+        found.add(file)
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.Import):
+                todo.extend(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                todo.append(node.module)
+                todo.extend(f"{node.module}.{alias.name}" for alias in node.names)  # a submodule, if it is one
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and module_file(node.value):
+                todo.append(node.value)
+    return {str(file.relative_to(REPO)) for file in found}
 
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_each_stage_depends_on_exactly_the_code_it_runs(stage):
-    code = stage_modules(stage)
-    # The package's __init__ holds TensorFlow's settings: they change what runs only in a stage that loads it.
-    if any(re.search(r"^import (keras|tensorflow)", (REPO / path).read_text(), re.M) for path in code):
-        code.add("stages/__init__.py")
     deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["deps"]
-    assert {dep for dep in deps if dep.startswith("stages/")} == code
+    assert {dep for dep in deps if dep.split("/")[0] in FIRST_PARTY} == code_run_by(f"stages.{stage}")
+
+
+def test_evaluate_runs_the_forward_pass_and_not_training():
+    assert "parity_lstm/numerics/forward.py" in code_run_by("stages.evaluate")
+    assert not {"parity_lstm/numerics/backprop.py", "parity_lstm/engines/fused.py"} & code_run_by("stages.evaluate")
 
 
 @pytest.mark.parametrize(
@@ -230,28 +253,43 @@ def test_plots_render_offline_and_as_pictures(repo: Path):
     assert (repo / "docs/images/held_out_accuracy_by_test_length.svg").read_text().startswith("<svg")
 
 
-def test_each_stage_opens_exactly_the_data_its_dvc_yaml_deps_name(repo: Path):
+@pytest.fixture(scope="module")
+def footprints(trained_repo, tmp_path_factory) -> dict[str, dict]:
+    """What each stage and `predict` read and imported, run in a copy of the tiny run (tests/stage_footprint.py)."""
+    repo = copy_of(trained_repo.path, tmp_path_factory.mktemp("footprints") / "repo")
+    env = pipeline_environment() | {"PYTHONPATH": str(REPO)}  # `tests` from here; `stages` from the copy
+    commands = {stage: [f"stages.{stage}"] for stage in STAGES} | {"predict": ["stages.predict", "1011"]}
+    found = {}
+    for name, command in commands.items():
+        result = subprocess.run(
+            [sys.executable, "-m", "tests.stage_footprint", *command], cwd=repo, env=env, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        found[name] = json.loads(result.stdout.splitlines()[-1])
+    return found
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_stage_opens_exactly_the_data_its_dvc_yaml_deps_name(footprints: dict, stage: str):
     """What a stage reads is what DVC watches: `train` never opens the test set, `evaluate` never the validation set,
     and a file a stage reads is never missing from its deps (DVC would not rerun the stage when the file changes)."""
-    declared = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
-    for stage in STAGES:
-        command = [sys.executable, "-m", "tests.opened_files", stage]
-        env = pipeline_environment() | {"PYTHONPATH": str(REPO)}  # `tests` from here; `stages` from the copy
-        result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr
-        opened = set(json.loads(result.stdout.splitlines()[-1]))
-        assert opened == {dep for dep in declared[stage]["deps"] if not dep.startswith("stages/")}, stage
+    declared = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["deps"]
+    assert set(footprints[stage]["read"]) == {dep for dep in declared if dep.split("/")[0] in ("data", "models")}
+
+
+@pytest.mark.parametrize("command", [*STAGES, "predict"])
+def test_the_default_path_never_loads_tensorflow_or_keras(footprints: dict, command: str):
+    assert {"tensorflow", "keras"}.isdisjoint(footprints[command]["packages"])
+    assert "numpy" in footprints[command]["packages"]  # the list is the real one
 
 
 def test_evaluate_scores_the_test_set(repo: Path):
     """A model that always says "even" is right on every step of a test set of zeros; on the validation set, random
     bits, it would be right about half the time."""
-    model = reference_model(units=1)
-    weights = model.get_weights()
+    weights = initial_weights(0, units=1, forget_bias=1.0)
     weights[3][:] = 0  # the Dense kernel: the output ignores the state
     weights[4][:] = [0.0, 1.0]  # logits (odd, even): P(odd) = sigmoid(-1)
-    model.set_weights(weights)
-    save_model(model, repo / "models/model.keras")
+    save_model(weights, repo / "models/model.keras")
     zeros = np.zeros((TINY_PARAMS["data"]["test_count"], TINY_PARAMS["data"]["seq_len"]), np.uint8)
     np.save(repo / "data/test_bits.npy", zeros)
     np.save(repo / "data/test_parity.npy", zeros)  # the running parity of zeros
@@ -271,9 +309,9 @@ def test_train_selects_the_member_best_on_validation_and_saves_it(repo: Path, mo
     set_param(repo, "train", "epochs", 2)
     seeded = train_stage.initial_members
 
-    def with_flip_flop(params: TrainParams) -> np.ndarray:
-        members = seeded(params)
-        members[1] = fused.flatten(flip_flop_weights())
+    def with_flip_flop(*args) -> np.ndarray:
+        members = seeded(*args)
+        members[1] = Layout(1).flatten(flip_flop_weights())
         return members
 
     monkeypatch.setattr(train_stage, "initial_members", with_flip_flop)
@@ -293,7 +331,7 @@ def test_train_selects_the_member_best_on_validation_and_saves_it(repo: Path, mo
     bits = load_bits(TRAIN_BITS)
     val_bits = load_bits(VAL_BITS)
     trained = train_stage.train(
-        bits, load_parity(TRAIN_PARITY, bits), load_weights(TRAIN_WEIGHTS, bits), val_bits,
+        bits, load_parity(TRAIN_PARITY, bits), load_loss_factors(TRAIN_LOSS_FACTORS, bits), val_bits,
         load_parity(VAL_PARITY, val_bits), load_params("train", TrainParams),
     )  # fmt: skip
     saved = load_trained_model(Path("models/model.keras")).weights

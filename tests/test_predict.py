@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.scratch_repo import REPO
-from stages.model_file import save_model
+from parity_lstm.model import save_model
 from stages.predict import MAX_BITS, parse_bits
+from tests.conftest import flip_flop_weights
 
 
 @pytest.mark.parametrize("text, bits", [("0", [0]), ("1", [1]), ("1011001", [1, 0, 1, 1, 0, 0, 1])])
@@ -45,10 +46,9 @@ def predict(folder: Path, *arguments: str, lines: str = "") -> subprocess.Comple
 
 
 @pytest.fixture
-def flip_flop_folder(flip_flop_model, tmp_path: Path) -> Path:
+def flip_flop_folder(tmp_path: Path) -> Path:
     """A folder whose models/model.keras is the flip-flop model, exactly right at any length."""
-    (tmp_path / "models").mkdir()
-    save_model(flip_flop_model, tmp_path / "models/model.keras")
+    save_model(flip_flop_weights(), tmp_path / "models/model.keras")
     return tmp_path
 
 

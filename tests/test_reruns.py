@@ -8,10 +8,8 @@ import pytest
 import yaml
 
 from bench.scratch_repo import dvc, run, set_param
-from stages.params import SCHEMAS
+from parity_lstm.params import SCHEMAS
 from tests.tiny_pipeline import STAGES, copy_of, ran_exactly, repro
-
-pytestmark = pytest.mark.slow  # each `train` run imports TensorFlow
 
 TRAIN_AND_EVALUATE = ("train", "evaluate")
 # key: (a new value, the stages that rerun). Every other stage is skipped.

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bench.scratch_repo import dvc, identify, run
-from stages.evaluate import load_trained_model
+from parity_lstm.numerics.forward import load_trained_model
 from tests.tiny_pipeline import copy_of, ran_exactly, repro
 
 
@@ -46,7 +46,7 @@ def test_two_machines_share_outputs_and_experiments_through_one_remote(trained_r
     dvc(b, "pull")
     assert "Data and pipelines are up to date" in dvc(b, "status")
     assert repro(b) == ran_exactly()
-    for output in ("data/train_bits.npy", "data/val_parity.npy", "data/test_parity.npy", "data/train_weights.npy"):
+    for output in ("data/train_bits.npy", "data/val_parity.npy", "data/test_parity.npy", "data/train_loss_factors.npy"):
         assert (b / output).read_bytes() == (a / output).read_bytes()
     assert same_weights(a / "models/model.keras", b / "models/model.keras")
 

@@ -4,8 +4,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from stages.encoding import PAD, running_parity
-from stages.targets import inverse_position_scale, supervised_steps
+from parity_lstm.data.encoding import PAD, running_parity
+from stages.targets import inverse_position_scale, loss_factors
 
 
 def brute_force_parity(bits: np.ndarray) -> np.ndarray:
@@ -47,18 +47,18 @@ def test_padding_counts_as_zero_bits():
 
 def test_supervised_steps():
     bits = np.array([[PAD, 1, 0, 1], [0, 1, 1, 0]], np.uint8)
-    np.testing.assert_array_equal(supervised_steps(bits, "running"), [[0, 1, 1, 1], [1, 1, 1, 1]])
-    np.testing.assert_array_equal(supervised_steps(bits, "final"), [[0, 0, 0, 1], [0, 0, 0, 1]])
+    np.testing.assert_array_equal(loss_factors(bits, "running"), [[0, 1, 1, 1], [1, 1, 1, 1]])
+    np.testing.assert_array_equal(loss_factors(bits, "final"), [[0, 0, 0, 1], [0, 0, 0, 1]])
 
 
 def test_inverse_position_weighting_favours_early_steps_and_keeps_the_mean():
     bits = np.array([[PAD, 1, 0, 1], [0, 1, 1, 0]], np.uint8)
     scale = inverse_position_scale([bits], 4, "running")
-    weights = supervised_steps(bits, "running", "inverse_position", scale)
+    weights = loss_factors(bits, "running", "inverse_position", scale)
     assert weights.dtype == np.float32
     unscaled = np.array([[0, 1, 1 / 2, 1 / 3], [1, 1 / 2, 1 / 3, 1 / 4]])
     np.testing.assert_allclose(weights, unscaled * 7 / unscaled.sum(), rtol=1e-6)
-    final = supervised_steps(bits, "final", "inverse_position", inverse_position_scale([bits], 4, "final"))
+    final = loss_factors(bits, "final", "inverse_position", inverse_position_scale([bits], 4, "final"))
     np.testing.assert_allclose(
         final, [[0, 0, 0, 2 * (1 / 3) / (1 / 3 + 1 / 4)], [0, 0, 0, 2 * (1 / 4) / (1 / 3 + 1 / 4)]]
     )
@@ -70,5 +70,5 @@ def test_the_weight_scale_is_the_same_however_the_rows_are_split():
     bits[np.arange(30) < rng.integers(0, 30, size=(1000, 1))] = PAD  # lengths 1 to 30, padded in front
     whole = inverse_position_scale([bits], 30, "running")
     assert inverse_position_scale([bits[:333], bits[333:334], bits[334:]], 30, "running") == whole
-    weights = supervised_steps(bits, "running", "inverse_position", whole)
+    weights = loss_factors(bits, "running", "inverse_position", whole)
     assert weights[bits != PAD].mean() == pytest.approx(1, rel=1e-6)

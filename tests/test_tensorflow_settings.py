@@ -1,5 +1,5 @@
-"""The environment `train` sets up for TensorFlow and XLA, checked in processes of their own: XLA reads its flags
-once a process, and TensorFlow logs its start-up lines as it loads."""
+"""The environment the keras engine sets up for TensorFlow and XLA, checked in processes of their own: XLA reads its
+flags once a process, and TensorFlow logs its start-up lines as it loads."""
 
 import hashlib
 import os
@@ -15,16 +15,6 @@ from bench.scratch_repo import REPO
 pytestmark = pytest.mark.slow  # each test starts TensorFlow in fresh processes
 
 
-# Sets the train stage's XLA options as its process does, trains members briefly and prints a digest of their
-# weights; run in a process of its own, since XLA reads XLA_FLAGS once a process.
-TRAIN_AND_DIGEST = """
-import hashlib
-from stages.xla import set_training_options
-set_training_options()
-from tests.easy_fit import EASY_TRAIN, fit
-trained = fit(EASY_TRAIN.model_copy(update={"engine": "keras", "units": 1, "population": 2, "epochs": 1}))
-print(hashlib.sha256(trained.members.tobytes()).hexdigest())
-"""
 ONE_KERNEL_OFF = "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=0"
 
 
@@ -39,7 +29,10 @@ def train_and_digest(xla_options: str, cache: Path) -> tuple[str, str]:
         "PYTHONPATH": str(REPO),
     }
     result = subprocess.run(
-        [sys.executable, "-c", TRAIN_AND_DIGEST], env={**os.environ, **environment}, capture_output=True, text=True
+        [sys.executable, "-m", "tests.keras_engine_digest"],
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     compiled = "".join(path.read_text() for path in dump.glob("*one_step_on_data*cpu_after_optimizations.txt"))
@@ -56,12 +49,13 @@ def cache_entries(cache: Path) -> dict[str, set[str]]:
 
 
 def test_one_kernel_loops_train_the_same_weights_and_cache_under_a_name_of_their_own(tmp_path: Path):
-    """The train stage has XLA compile each small recurrent loop into one kernel (its speed-up); threshold 0 turns
+    """The keras engine has XLA compile each small recurrent loop into one kernel (its speed-up); threshold 0 turns
     that off. 1-unit members train to the same bytes either way, so the runs behind docs/results.md stay reproduced.
 
     TensorFlow keys its opt-in persistent cache by the compiled graph, not by XLA_FLAGS (on some CPUs a run handed
-    the executables compiled under other options trained to other bytes); `stages.xla` names the options in the
-    cache's file names. Shown from XLA's dumps and the cache's files, whatever the CPU."""
+    the executables compiled under other options trained to other bytes); the engine's XLA options
+    (parity_lstm/engines/keras/xla.py) name the options in the cache's file names. Shown from XLA's dumps and the
+    cache's files, whatever the CPU."""
     cache = tmp_path / "cache"
     off_digest, off_compiled = train_and_digest(ONE_KERNEL_OFF, cache)
     assert "while" in off_compiled, "no training step was dumped"
@@ -84,24 +78,19 @@ def test_one_kernel_loops_train_the_same_weights_and_cache_under_a_name_of_their
     assert cache_entries(cache) == entries
 
 
-# Imports TensorFlow as a stage does, compiles with XLA, and logs a warning through TensorFlow's logger.
-START_TENSORFLOW = """
-import stages, tensorflow as tf
-tf.function(lambda x: x + 1, jit_compile=True)(tf.constant(1.0))
-tf.get_logger().warning("a warning from TensorFlow")
-"""
-
-
 def test_tensorflow_starts_without_start_up_lines_and_still_shows_its_warnings():
-    """On CPUs with AVX-512 VNNI or AMX, TensorFlow turns oneDNN on and announces it in absl lines; `stages` turns it
-    off by default. TF_ENABLE_ONEDNN_OPTS=1 turns it on on any CPU, so the announcement is seen, whatever the CPU."""
+    """On CPUs with AVX-512 VNNI or AMX, TensorFlow turns oneDNN on and announces it in absl lines; the keras engine
+    turns it off by default. TF_ENABLE_ONEDNN_OPTS=1 turns it on on any CPU, so the announcement is seen, whatever
+    the CPU."""
 
     def stderr(**environment: str) -> str:
-        # The defaults `stages` sets, unless the environment given sets them.
+        # The defaults the keras engine sets, unless the environment given sets them.
         unset = {"TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL"}
         env = {name: value for name, value in os.environ.items() if name not in unset}
         env |= {"PYTHONPATH": str(REPO), **environment}
-        result = subprocess.run([sys.executable, "-c", START_TENSORFLOW], env=env, capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "tests.start_tensorflow"], env=env, capture_output=True, text=True
+        )
         assert result.returncode == 0, result.stderr
         return result.stderr
 

@@ -1,5 +1,5 @@
-"""The `keras` training engine: the population as one Keras model (stages/population.py) fit by TensorFlow with XLA.
-The reference the fused engine is tested against, and, being backend-neutral Keras, the route to accelerators.
+"""The `keras` training engine: the population as one Keras model (population.py) fit by TensorFlow with XLA. The
+oracle the fused engine is tested against, and, being backend-neutral Keras, the route to accelerators.
 """
 
 import sys
@@ -7,23 +7,24 @@ import sys
 import keras
 import numpy as np
 
-from stages import fused
-from stages.batches import shuffled_batches
-from stages.fused_engine import EndOfEpoch, Interrupted, TrainingData
-from stages.params import TrainParams
-from stages.population import Population, population_loss
+from parity_lstm.engines import EndOfEpoch, Interrupted, TrainingData
+from parity_lstm.engines.keras.batches import shuffled_batches
+from parity_lstm.engines.keras.population import Population, population_loss
+from parity_lstm.engines.keras.xla import set_training_options
+from parity_lstm.model import Layout
+from parity_lstm.params import TrainParams
 
 # Batches per call into the compiled training loop: a whole default epoch, so Python runs once an epoch.
 STEPS_PER_EXECUTION = 1024
 
 
 def build_population(params: TrainParams, initial: np.ndarray) -> keras.Model:
-    """`params.population` reference models as one compiled Keras model; member k starts from `initial[k]` (flat,
-    as `fused.flatten` lays out a reference model's weights)."""
+    """`params.population` models as one compiled Keras model; member k starts from `initial[k]`, a flat row."""
     inputs = keras.Input((None, 2))
     population = Population(params.population, params.units)
     model = keras.Model(inputs, population(inputs))
-    population.set_members([fused.unflatten(row) for row in initial])
+    layout = Layout(params.units)
+    population.set_members([layout.unflatten(row) for row in initial])
     model.compile(
         optimizer=keras.optimizers.Adam(params.learning_rate),
         loss=population_loss,  # the sum of the members' losses: each member's gradient is its own
@@ -37,7 +38,8 @@ def build_population(params: TrainParams, initial: np.ndarray) -> keras.Model:
 
 def members(population: Population) -> np.ndarray:
     """The population's weights, a member a flat row."""
-    return np.stack([fused.flatten(population.member(k)) for k in range(population.members)])
+    layout = Layout(population.units)
+    return np.stack([layout.flatten(population.member(k)) for k in range(population.members)])
 
 
 class EpochEnd(keras.callbacks.Callback):
@@ -62,7 +64,8 @@ class EpochEnd(keras.callbacks.Callback):
 def fit(
     initial: np.ndarray, data: TrainingData, params: TrainParams, end_of_epoch: EndOfEpoch, interrupted: Interrupted
 ) -> np.ndarray:
-    """As `fused_engine.fit`: the members' weights after training from `initial` on `data`."""
+    """As the fused engine's fit: the members' weights after training from `initial` on `data`."""
+    set_training_options()  # before the first compile, when XLA reads them
     model = build_population(params, initial)
     model.fit(
         shuffled_batches(*data, params.batch_size, params.seed),

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from stages.encoding import PAD, running_parity
+from parity_lstm.data.encoding import PAD, running_parity
 
 TRAIN_BITS = Path("data/train_bits.npy")
 VAL_BITS = Path("data/val_bits.npy")
 TEST_BITS = Path("data/test_bits.npy")
 TRAIN_PARITY = Path("data/train_parity.npy")
-TRAIN_WEIGHTS = Path("data/train_weights.npy")
+TRAIN_LOSS_FACTORS = Path("data/train_loss_factors.npy")
 VAL_PARITY = Path("data/val_parity.npy")
 TEST_PARITY = Path("data/test_parity.npy")
 METRICS_DIR = Path("metrics")
@@ -90,7 +90,7 @@ def with_progress(blocks: Iterable[np.ndarray], total_steps: int, description: s
 
 def bad_input(path: Path, problem: str) -> SystemExit:
     """The error for an input file a stage cannot use, with the command that makes it anew."""
-    stage = {"bits": "generate", "parity": "targets", "weights": "targets", "model": "train"}.get(
+    stage = {"bits": "generate", "parity": "targets", "factors": "targets", "model": "train"}.get(
         path.stem.split("_")[-1]
     )
     again = f"`dvc repro -f {stage}`" if stage else "`dvc repro -f`"
@@ -138,15 +138,15 @@ def load_parity(path: Path, bits: np.memmap) -> np.memmap:
     return parity
 
 
-def load_weights(path: Path, bits: np.memmap) -> np.memmap:
-    """Loss weights as `targets` writes them: float32, >= 0, finite, 0 on padding."""
-    weights = open_array(path)
-    if weights.shape != bits.shape or weights.dtype != np.float32:
-        raise bad_input(path, f"expected float32 {bits.shape} like the bits, found {weights.dtype} {weights.shape}")
-    for block, bits_block in zip(read_blocks(weights), read_blocks(bits), strict=True):
+def load_loss_factors(path: Path, bits: np.memmap) -> np.memmap:
+    """Each step's factor in the training loss, as `targets` writes them: float32, >= 0, finite, 0 on padding."""
+    factors = open_array(path)
+    if factors.shape != bits.shape or factors.dtype != np.float32:
+        raise bad_input(path, f"expected float32 {bits.shape} like the bits, found {factors.dtype} {factors.shape}")
+    for block, bits_block in zip(read_blocks(factors), read_blocks(bits), strict=True):
         if not (np.isfinite(block).all() and (block >= 0).all() and (block[bits_block == PAD] == 0).all()):
-            raise bad_input(path, "weights must be finite, >= 0, and 0 on padding")
-    return weights
+            raise bad_input(path, "loss factors must be finite, >= 0, and 0 on padding")
+    return factors
 
 
 def write_text(path: Path, text: str) -> None:

@@ -1,6 +1,6 @@
 """params.yaml: one strict schema per block, checked before a stage does any work.
 
-python -m stages.params          check every block of params.yaml, as each stage will
+python -m parity_lstm.params          check every block of params.yaml, as each stage will
 """
 
 import difflib
@@ -63,13 +63,13 @@ class EvaluateParams(Params):
     seed: NonNegativeInt
 
 
-# The fused engine keeps a copy of its member's weights in every lane it runs (stages/fused.py): past this many units
-# (4u^2 + 14u + 4 weights a member), the copies outgrow the core's caches.
+# The fused engine keeps a copy of its member's weights in every lane it runs (parity_lstm/numerics): past this many
+# units (4u^2 + 14u + 2 weights a member), the copies outgrow the core's caches.
 FUSED_MAX_UNITS = 16
 
 
 class TrainParams(Params):
-    # fused: the numba engine (stages/fused.py), the default; keras: the TensorFlow population it is tested against.
+    # fused: the numba engine (parity_lstm/numerics), the default; keras: the TensorFlow population, its oracle.
     engine: Literal["fused", "keras"]
     units: PositiveInt
     epochs: PositiveInt

@@ -1,5 +1,5 @@
-"""The fused engine against Keras, its oracle: forward states, gradients, Adam, whole training runs; and its
-determinism across threads and instruction sets."""
+"""The fused numerics against Keras, their oracle: forward states, gradients, Adam, whole training runs of the two
+engines; and their determinism across threads and instruction sets."""
 
 import os
 import re
@@ -14,24 +14,25 @@ import tensorflow as tf
 
 from bench.population import threads
 from bench.scratch_repo import REPO
-from stages import fused
-from stages.encoding import one_hot_pairs, running_parity
-from stages.evaluate import TrainedModel, score
+from parity_lstm.data.encoding import one_hot_pairs, running_parity
+from parity_lstm.engines.keras.oracle import flat, keras_model, reference_model
+from parity_lstm.model import Layout, initial_members
+from parity_lstm.numerics.backprop import Adam, gradients
+from parity_lstm.numerics.forward import MIN_LANES_PER_THREAD, TrainedModel, states
+from stages.evaluate import score
 from stages.predict import predict_line
-from stages.train import Validation, initial_members, reference_model, train
+from stages.train import Validation, train
 from tests.arrays import generated, padded_batch
 from tests.digest_training import MEMBERS, ROWS, digest
 from tests.easy_fit import EASY_DATA, EASY_TRAIN, every_step
 
 
 def random_members(members: int, units: int, seed: int) -> list[keras.Model]:
-    """Reference models with Keras' initial weights plus noise, so that every weight matters."""
+    """Keras models with initial weights plus noise, so that every weight matters."""
     noise, models = np.random.default_rng(seed), []
     for k in range(members):
-        keras.utils.set_random_seed(seed + k)
-        model = reference_model(units)
-        model.set_weights([(w + noise.normal(0, 0.5, w.shape)).astype(np.float32) for w in model.get_weights()])
-        models.append(model)
+        weights = reference_model(units, seed + k).get_weights()
+        models.append(keras_model([(w + noise.normal(0, 0.5, w.shape)).astype(np.float32) for w in weights]))
     return models
 
 
@@ -40,8 +41,8 @@ def test_forward_states_and_outputs_equal_keras(units):
     (model,) = random_members(1, units, seed=units)
     bits = padded_batch(200, 120, seed=units)[0]
     inputs = one_hot_pairs(bits)
-    weights = fused.flatten(model.get_weights())
-    hidden, cells = fused.states(weights, bits)
+    weights = flat(model)
+    hidden, cells = states(weights, bits)
     lstm = keras.layers.LSTM(units, return_sequences=True, return_state=True)
     lstm.build((None, None, 2))
     lstm.set_weights(model.get_weights()[:3])
@@ -57,19 +58,18 @@ def test_forward_states_and_outputs_equal_keras(units):
 
 
 @pytest.mark.parametrize("members, units", [(1, 1), (4, 1), (2, 3)])
-def test_gradients_and_loss_equal_keras_autodiff_of_the_reference_model(members, units):
-    """Each member's gradient is Keras' gradient of its reference model's compiled loss (binary cross-entropy of
-    the softmax, sample weights, Keras' reduction), padding and uneven weights included."""
+def test_gradients_and_loss_equal_keras_autodiff_of_the_model(members, units):
+    """Each member's gradient is Keras' gradient of its model's compiled loss (binary cross-entropy of the softmax,
+    the loss factors as sample weights, Keras' reduction), padding and uneven factors included."""
     models = random_members(members, units, seed=10 * members + units)
-    bits, parity, weights = padded_batch(9, 13, seed=members)
-    theta = np.stack([fused.flatten(model.get_weights()) for model in models])
-    gradient, loss = fused.gradients(theta, bits, parity, weights)
+    bits, parity, factors = padded_batch(9, 13, seed=members)
+    gradient, loss = gradients(np.stack([flat(model) for model in models]), bits, parity, factors)
     x, y = one_hot_pairs(bits), one_hot_pairs(parity)
     for k, model in enumerate(models):
         model.compile(loss="binary_crossentropy")
         with tf.GradientTape() as tape:
-            keras_loss = model.compute_loss(x=x, y=y, y_pred=model(x), sample_weight=weights)
-        keras_gradient = fused.flatten([g.numpy() for g in tape.gradient(keras_loss, model.trainable_weights)])
+            keras_loss = model.compute_loss(x=x, y=y, y_pred=model(x), sample_weight=factors)
+        keras_gradient = Layout(units).flatten([g.numpy() for g in tape.gradient(keras_loss, model.trainable_weights)])
         assert np.abs(keras_gradient).max() > 1e-2  # gradients large enough to compare
         np.testing.assert_allclose(gradient[k], keras_gradient, rtol=0, atol=1e-7)
         assert loss[k] == pytest.approx(float(keras_loss), abs=1e-6)
@@ -78,15 +78,15 @@ def test_gradients_and_loss_equal_keras_autodiff_of_the_reference_model(members,
 def test_adam_steps_equal_keras_adam():
     """Within a few float32 ulps of the weights (1e-6 here), a ten-thousandth of a step of 0.01."""
     rng = np.random.default_rng(0)
-    theta = rng.normal(0, 1, (3, 20)).astype(np.float32)
-    start, variable = theta.copy(), keras.Variable(theta.copy())
-    ours, theirs = fused.Adam(theta, 0.01), keras.optimizers.Adam(0.01)
+    members = rng.normal(0, 1, (3, 20)).astype(np.float32)
+    start, variable = members.copy(), keras.Variable(members.copy())
+    ours, theirs = Adam(members, 0.01), keras.optimizers.Adam(0.01)
     for _ in range(5):
-        gradient = rng.normal(0, 0.1, theta.shape).astype(np.float32)
+        gradient = rng.normal(0, 0.1, members.shape).astype(np.float32)
         ours.apply(gradient)
         theirs.apply([gradient], [variable])
-    np.testing.assert_allclose(theta, keras.ops.convert_to_numpy(variable), rtol=0, atol=1e-6)
-    assert np.abs(theta - start).max() > 0.01  # both stepped: the comparison can fail
+    np.testing.assert_allclose(members, keras.ops.convert_to_numpy(variable), rtol=0, atol=1e-6)
+    assert np.abs(members - start).max() > 0.01  # both stepped: the comparison can fail
 
 
 @pytest.mark.parametrize("units", [1, 3])
@@ -99,17 +99,18 @@ def test_a_short_run_ends_with_the_keras_engines_weights(units):
     arrays = bits, running_parity(bits), every_step(bits), val_bits, running_parity(val_bits)
     ours = train(*arrays, params)
     theirs = train(*arrays, params.model_copy(update={"engine": "keras"}))
-    assert np.abs(ours.members - initial_members(params)).max() > 0.05  # both trained: the comparison can fail
+    initial = initial_members(params.seed, params.population, params.units, params.forget_bias)
+    assert np.abs(ours.members - initial).max() > 0.05  # both trained: the comparison can fail
     np.testing.assert_allclose(ours.members, theirs.members, rtol=0, atol=2e-4)
     np.testing.assert_allclose(ours.val_accuracy, theirs.val_accuracy, atol=2 / len(val_bits))
 
 
 def test_at_exactly_one_half_the_prediction_is_even_everywhere(tmp_path):
     """One rule for p = 0.5: even. A model whose two logits are always equal predicts parity 0 with confidence 0.5."""
-    weights = [w for w in reference_model(1).get_weights()]
+    weights = reference_model(1).get_weights()
     weights[3][:] = 0  # Dense kernel: both logits ignore the state
     weights[4][:] = [0.25, 0.25]
-    model = TrainedModel(fused.flatten(weights))
+    model = TrainedModel(Layout(1).flatten(weights))
     bits = np.array([[0, 1, 1], [1, 0, 0]], np.uint8)  # final parity even, odd
     probability = model.probability_of_one(bits).T
     assert np.all(probability == 0.5)
@@ -121,7 +122,7 @@ def test_at_exactly_one_half_the_prediction_is_even_everywhere(tmp_path):
 
 
 def test_the_same_bytes_with_one_thread_or_two():
-    assert 2 * fused.MIN_LANES_PER_THREAD <= MEMBERS * ROWS  # two threads do share the work
+    assert 2 * MIN_LANES_PER_THREAD <= MEMBERS * ROWS  # two threads do share the work
     with threads(1):
         one = digest()
     with threads(2):  # whatever the machine's cores

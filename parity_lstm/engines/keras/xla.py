@@ -1,5 +1,5 @@
-"""The XLA options `train` compiles with, added to the environment by the train process before its first compile
-(XLA reads XLA_FLAGS and TF_XLA_FLAGS then, not when TensorFlow is imported).
+"""The XLA options the keras engine compiles with, added to the environment before its first compile (XLA reads
+XLA_FLAGS and TF_XLA_FLAGS then, not when TensorFlow is imported).
 """
 
 import hashlib

@@ -1,7 +1,8 @@
-"""Run a stage as `python -m stages.<name>` does and print, as its last line, the files under data/ and models/ it
-read (a JSON list): those it opened for reading, seen by an audit hook on every `open`, less those it wrote itself.
+"""Run a command as `python -m <module> [args]` does and print, as its last line, a JSON object of what it touched:
+`read`, the files under data/ and models/ it read (opened for reading, seen by an audit hook on every `open`, less
+those it wrote itself), and `packages`, the top-level packages it imported.
 
-    python -m tests.opened_files evaluate
+    python -m tests.stage_footprint stages.evaluate
 """
 
 import json
@@ -19,7 +20,7 @@ def reads(mode: str | None, flags: int) -> bool:
     return flags & (os.O_WRONLY | os.O_RDWR) == 0
 
 
-def main(stage: str) -> None:
+def main(module: str, arguments: list[str]) -> None:
     read, written = set(), set()
 
     def audit(event: str, args: tuple) -> None:
@@ -29,11 +30,16 @@ def main(stage: str) -> None:
                 (read if reads(args[1], args[2]) else written).add(path)
 
     sys.addaudithook(audit)
+    sys.argv = [module, *arguments]
     try:
-        runpy.run_module(f"stages.{stage}", run_name="__main__", alter_sys=True)
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exit:
+        if exit.code:
+            raise
     finally:
-        print(json.dumps(sorted(read - written)))
+        packages = {name.split(".")[0] for name in sys.modules}
+        print(json.dumps({"read": sorted(read - written), "packages": sorted(packages)}))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2:])

@@ -1,4 +1,4 @@
-"""K independent copies of the reference model, LSTM(units) -> Dense(2, softmax), as one Keras layer.
+"""K independent copies of the model (parity_lstm.model), LSTM(units) -> Dense(2, softmax), as one Keras layer.
 
 inputs   (batch, steps, 2)              the bits, pair-encoded, shared by every member
 outputs  (batch, steps, members, 2)     member k's two Dense logits at every step: their softmax is the output
@@ -68,7 +68,7 @@ class Population(keras.layers.Layer):
         self.dense_bias = self.add_weight(shape=(k, 2), initializer="zeros", name="dense_bias")
 
     def set_members(self, weights: list[list[np.ndarray]]) -> None:
-        """Member k takes `weights[k]`, the weights of a reference model (`keras.Model.get_weights()`)."""
+        """Member k takes `weights[k]`, a model's weights in `get_weights()` order."""
         u = self.units
         kernel, recurrent, bias, dense_kernel, dense_bias = (np.stack(each) for each in zip(*weights, strict=True))
         # Keras keeps a member's gates as one axis of 4 * units, i f c o; here they are [gate, member, unit].
@@ -79,7 +79,7 @@ class Population(keras.layers.Layer):
         self.dense_bias.assign(dense_bias)
 
     def member(self, k: int) -> list[np.ndarray]:
-        """Member k's weights, in the reference model's `get_weights()` order."""
+        """Member k's weights, in `get_weights()` order."""
         u = self.units
         kernel, recurrent, bias, dense_kernel, dense_bias = (
             ops.convert_to_numpy(variable)

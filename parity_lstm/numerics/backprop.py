@@ -1,0 +1,204 @@
+"""Training numerics for K members at once: backpropagation through time of the project's loss, then Keras' Adam.
+The forward steps are forward.py's, so what training optimises is what validation and `evaluate` score.
+
+The loss of a step: each softmax slot's sigmoid cross-entropy of its own logit (Keras' `binary_crossentropy` of a
+softmax output), times the step's loss factor (0 on padding and on steps `targets` does not supervise), summed over
+(row, step) and divided by rows x steps, as Keras reduces it with sample weights.
+"""
+
+import numpy as np
+
+from parity_lstm.model import BIAS, DENSE_BIAS, DENSE_KERNEL, KERNEL, RECURRENT, Layout
+from parity_lstm.numerics.compiled import kernel
+from parity_lstm.numerics.forward import (
+    LANES,
+    ONE,
+    ZERO,
+    cell_step,
+    in_chunks,
+    inline,
+    lane_inputs,
+    logits,
+    read_only,
+    sigmoid,
+    start_chunk,
+)
+
+# Keras' Adam defaults, which the reference experiment trains with.
+BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7
+# 1 / (2n + 1) for atanh's series, which gives the loss's logarithm (the loss value is only logged).
+S3, S5, S7, S9, S11, S13, S15 = (np.float32(1 / n) for n in (3, 5, 7, 9, 11, 13, 15))
+
+
+@inline
+def softplus(z, sigmoid_z):
+    """log(1 + e^z), given sigmoid(z): max(z, 0) - log(s), s = sigmoid(|z|) in [0.5, 1], whose logarithm is
+    -2 atanh(r), r = (1 - s) / (1 + s) in [0, 1/3], a fast series; float32 to a few 1e-8."""
+    s = max(sigmoid_z, ONE - sigmoid_z)
+    r = (ONE - s) / (ONE + s)
+    r2 = r * r
+    atanh = r * (ONE + r2 * (S3 + r2 * (S5 + r2 * (S7 + r2 * (S9 + r2 * (S11 + r2 * (S13 + r2 * S15)))))))
+    return max(z, ZERO) + (atanh + atanh)
+
+
+@kernel
+def gradient_chunks(members, offsets, units, bits, parity, loss_factors, scale, first, last, lane_gradient, lane_loss):
+    """Chunks [first, last) of a batch, (rows, steps): each lane's gradient of its loss, times `scale`, into
+    lane_gradient (lanes, size), the loss into lane_loss (lanes,). Lane g is member g // rows, row g % rows."""
+    size = members.shape[1]
+    rows, steps = bits.shape
+    u4 = 4 * units
+    kernel_x1, recurrent, bias = offsets[KERNEL] + u4, offsets[RECURRENT], offsets[BIAS]
+    dense, dense_bias = offsets[DENSE_KERNEL], offsets[DENSE_BIAS]
+    # Per lane, one array: weights, gradient, dloss/dz, logits, dloss/dlogits, dloss/dh and dloss/dc from the
+    # step after, loss.
+    GRADIENT = size
+    Z = 2 * size
+    OUT = Z + u4
+    DL = OUT + 2
+    DH_NEXT = DL + 2
+    DC_NEXT = DH_NEXT + units
+    LOSS = DC_NEXT + units
+    lane = np.empty((LOSS + 1, LANES), np.float32)
+    w, gradient = lane[:size], lane[GRADIENT:Z]
+    # Per step after it, seq[t + 1]: input pair, target, loss factor, gates, tanh(c), c, h, dloss/dh from the output.
+    X, Y, FACTOR, GATES = 0, 2, 3, 4
+    TANH_C = GATES + u4
+    C, H = TANH_C + units, TANH_C + 2 * units
+    DH_OUT = H + units
+    seq = np.zeros((steps + 1, DH_OUT + units, LANES), np.float32)  # seq[0]: the zero state before the first step
+    rows_of = np.empty(LANES, np.int64)
+    for chunk in range(first, last):
+        first_lane, n = chunk * LANES, start_chunk(members, chunk, rows, rows_of, w)
+        for t in range(steps):
+            lane_inputs(bits, rows_of, t, seq[t + 1, X : X + 2])
+            for j in range(LANES):
+                row = rows_of[j]
+                seq[t + 1, Y, j] = ONE if row >= 0 and parity[row, t] == 1 else ZERO
+                seq[t + 1, FACTOR, j] = loss_factors[row, t] if row >= 0 else ZERO
+        lane[GRADIENT:] = ZERO
+        for t in range(steps):
+            now, before = seq[t + 1], seq[t]
+            cell_step(
+                w, offsets, units, now[X], now[X + 1], before[H : H + units], before[C : C + units], lane[Z:OUT],
+                now[GATES : GATES + u4], now[TANH_C : TANH_C + units], now[C : C + units], now[H : H + units],
+            )  # fmt: skip
+            logits(w, offsets, units, now[H : H + units], lane[OUT : OUT + 2])
+            for j in range(LANES):
+                y, factor, out0, out1 = now[Y, j], now[FACTOR, j], lane[OUT, j], lane[OUT + 1, j]
+                s0, s1 = sigmoid(out0), sigmoid(out1)
+                dl0 = scale * factor * (s0 - y)
+                dl1 = scale * factor * (s1 - (ONE - y))
+                lane[DL, j], lane[DL + 1, j] = dl0, dl1
+                lane[LOSS, j] += factor * (softplus(out0, s0) - out0 * y + softplus(out1, s1) - out1 * (ONE - y))
+                gradient[dense_bias, j] += dl0
+                gradient[dense_bias + 1, j] += dl1
+            for u in range(units):
+                for j in range(LANES):
+                    h, dl0, dl1 = now[H + u, j], lane[DL, j], lane[DL + 1, j]
+                    gradient[dense + 2 * u, j] += dl0 * h
+                    gradient[dense + 2 * u + 1, j] += dl1 * h
+                    now[DH_OUT + u, j] = dl0 * w[dense + 2 * u, j] + dl1 * w[dense + 2 * u + 1, j]
+        for t in range(steps - 1, -1, -1):  # backpropagation through time; lane[Z:OUT] holds dloss/dz
+            now, before = seq[t + 1], seq[t]
+            for u in range(units):
+                for j in range(LANES):
+                    i, f = now[GATES + u, j], now[GATES + units + u, j]
+                    g, o = now[GATES + 2 * units + u, j], now[GATES + 3 * units + u, j]
+                    tanh_c = now[TANH_C + u, j]
+                    dh = now[DH_OUT + u, j] + lane[DH_NEXT + u, j]
+                    dc = lane[DC_NEXT + u, j] + dh * o * (ONE - tanh_c * tanh_c)
+                    lane[Z + u, j] = dc * g * i * (ONE - i)
+                    lane[Z + units + u, j] = dc * before[C + u, j] * f * (ONE - f)
+                    lane[Z + 2 * units + u, j] = dc * i * (ONE - g * g)
+                    lane[Z + 3 * units + u, j] = dh * tanh_c * o * (ONE - o)
+                    lane[DC_NEXT + u, j] = dc * f
+            for q in range(u4):
+                for j in range(LANES):
+                    dz = lane[Z + q, j]
+                    gradient[offsets[KERNEL] + q, j] += dz * now[X, j]
+                    gradient[kernel_x1 + q, j] += dz * now[X + 1, j]
+                    gradient[bias + q, j] += dz
+                for u in range(units):
+                    for j in range(LANES):
+                        gradient[recurrent + u * u4 + q, j] += lane[Z + q, j] * before[H + u, j]
+            for u in range(units):
+                for j in range(LANES):
+                    lane[DH_NEXT + u, j] = ZERO
+                for q in range(u4):
+                    for j in range(LANES):
+                        lane[DH_NEXT + u, j] += w[recurrent + u * u4 + q, j] * lane[Z + q, j]
+        for j in range(n):
+            lane_gradient[first_lane + j] = gradient[:, j]
+            lane_loss[first_lane + j] = lane[LOSS, j]
+
+
+@kernel
+def member_sums(lane_gradient, lane_loss, scale, gradient, loss):
+    """Each member's gradient and loss: the sums over its lanes, row after row, in one fixed order."""
+    count = gradient.shape[0]
+    rows = lane_gradient.shape[0] // count
+    gradient[:] = ZERO
+    loss[:] = 0.0
+    for k in range(count):
+        for row in range(rows):
+            gradient[k] += lane_gradient[k * rows + row]
+            loss[k] += lane_loss[k * rows + row]
+    loss *= scale
+
+
+@kernel
+def adam_update(members, gradient, m, v, alpha):
+    """Keras 3's Adam step, in its order of operations, in place."""
+    for k in range(members.shape[0]):
+        for p in range(members.shape[1]):
+            g = gradient[k, p]
+            m[k, p] += (g - m[k, p]) * np.float32(1 - BETA_1)
+            v[k, p] += (g * g - v[k, p]) * np.float32(1 - BETA_2)
+            members[k, p] -= m[k, p] * alpha / (np.sqrt(v[k, p]) + np.float32(EPSILON))
+
+
+def gradients(
+    members: np.ndarray, bits: np.ndarray, parity: np.ndarray, loss_factors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each member's gradient (members, size) and loss (members,) on one batch."""
+    members, loss_factors = read_only(members, np.float32), read_only(loss_factors, np.float32)
+    bits, parity = read_only(bits, np.uint8), read_only(parity, np.uint8)
+    (count, size), (rows, steps) = members.shape, bits.shape
+    layout = Layout.of(size)
+    scale = np.float32(0.5 / (rows * steps))  # the two slots' mean, then Keras' "sum over batch size"
+    lane_gradient, lane_loss = np.empty((rows * count, size), np.float32), np.empty(rows * count, np.float32)
+
+    def run(first: int, last: int) -> None:
+        gradient_chunks(
+            members, layout.offsets, layout.units, bits, parity, loss_factors, scale, first, last, lane_gradient,
+            lane_loss,
+        )  # fmt: skip
+
+    in_chunks(run, rows * count)
+    gradient, loss = np.empty((count, size), np.float32), np.empty(count)
+    member_sums(lane_gradient, lane_loss, float(scale), gradient, loss)
+    return gradient, loss
+
+
+class Adam:
+    """Keras 3's Adam with its defaults, on a population's flat weights, in place."""
+
+    def __init__(self, members: np.ndarray, learning_rate: float):
+        self.members, self.learning_rate = members, learning_rate
+        self.m, self.v = np.zeros_like(members), np.zeros_like(members)
+        self.iterations = 0
+        self.beta_1_power = self.beta_2_power = 1.0  # products, not pow(): the same bits on every machine
+
+    def apply(self, gradient: np.ndarray) -> None:
+        self.iterations += 1
+        self.beta_1_power *= BETA_1
+        self.beta_2_power *= BETA_2
+        alpha = np.float32(self.learning_rate * (1 - self.beta_2_power) ** 0.5 / (1 - self.beta_1_power))
+        adam_update(self.members, gradient, self.m, self.v, alpha)
+
+
+def compile_all() -> None:
+    """Compile (or load) the training kernels, as training calls them."""
+    members, bits = np.zeros((1, Layout(1).size), np.float32), np.zeros((1, 1), np.uint8)
+    Adam(members, 0.1).apply(gradients(members, bits, bits, np.ones((1, 1), np.float32))[0])

@@ -1,0 +1,93 @@
+"""The kernels' compiler: numba, with one cache of compiled kernels per user and machine, shared by every checkout of
+the same source (fresh clones, queued experiments, Airflow tasks), named after each source file's content.
+
+    PARITY_LSTM_CACHE_DIR    the cache folder (default: $XDG_CACHE_HOME/parity-lstm, else ~/.cache/parity-lstm)
+
+A cache folder that cannot be written, or an entry that cannot be read (truncated, corrupt), costs a compile, never a
+run: one line on stderr says so. numba still keys each entry by the source's hash, its own version and the CPU, so a
+changed source or another CPU compiles anew. `python -m parity_lstm.numerics.precompile` fills the cache.
+"""
+
+import hashlib
+import os
+import sys
+from contextlib import suppress
+from functools import cache
+from pathlib import Path
+
+import numba
+from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLocator, _SourceFileBackedLocatorMixin
+
+# numba's "numpy" error model: a division by zero gives inf or nan, with no check and branch in every loop.
+OPTIONS = {"nogil": True, "error_model": "numpy"}
+
+
+def cache_folder() -> Path:
+    """The machine's cache of compiled kernels for this user."""
+    if folder := os.environ.get("PARITY_LSTM_CACHE_DIR"):
+        return Path(folder)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "parity-lstm"
+
+
+@cache  # once a process, however many kernels it concerns
+def notice(problem: str) -> None:
+    print(f"parity-lstm: {problem}; compiling in this process instead", file=sys.stderr, flush=True)
+
+
+class SourceKeyedLocator(_SourceFileBackedLocatorMixin, _CacheLocator):
+    """cache_folder()/numba/<file name>-<sha256 of its content>: checkouts of the same source share it."""
+
+    def __init__(self, py_func, py_file: str):
+        self._py_file, self._lineno = py_file, py_func.__code__.co_firstlineno
+        digest = hashlib.sha256(Path(py_file).read_bytes()).hexdigest()[:16]
+        self._cache_path = str(cache_folder() / "numba" / f"{Path(py_file).stem}-{digest}")
+
+    def get_cache_path(self) -> str:
+        return self._cache_path
+
+    @classmethod
+    def from_function(cls, py_func, py_file: str):
+        locator = cls(py_func, py_file)
+        try:
+            locator.ensure_cache_path()
+        except OSError as error:
+            notice(f"cannot write to the kernel cache {cache_folder()} ({error.strerror or error})")
+            return None
+        return locator
+
+
+class SourceKeyedCacheImpl(CompileResultCacheImpl):
+    _locator_classes = (SourceKeyedLocator,)
+
+
+class SharedCache(FunctionCache):
+    """numba's cache in the machine's folder; an entry it cannot read or write is compiled in memory instead."""
+
+    _impl_class = SourceKeyedCacheImpl
+
+    def load_overload(self, sig, target_context):
+        try:
+            return super().load_overload(sig, target_context)
+        except Exception as error:  # a truncated or corrupt entry: pickle, EOF, OS errors
+            notice(f"cannot read a kernel from the cache {cache_folder()} ({type(error).__name__})")
+            try:
+                self.flush()  # an empty index, so the fresh compile is saved in its place
+            except OSError:
+                self.disable()
+            return None
+
+    def save_overload(self, sig, data):
+        try:
+            super().save_overload(sig, data)
+        except OSError as error:  # a full or read-only disk
+            notice(f"cannot save a kernel to the cache {cache_folder()} ({error.strerror or error})")
+            self.disable()
+
+
+def kernel(function):
+    """`function` compiled by numba (nopython, the GIL released), its machine code cached in `cache_folder()`."""
+    dispatcher = numba.njit(**OPTIONS)(function)
+    with suppress(RuntimeError):  # no cache folder: SourceKeyedLocator said why, and the kernel compiles in memory
+        # Where `numba.njit(cache=True)` would keep numba's own FunctionCache beside the source.
+        dispatcher._cache = SharedCache(function)
+    return dispatcher

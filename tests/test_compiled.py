@@ -1,0 +1,63 @@
+"""The kernels compile once per machine (parity_lstm.numerics.compiled): every checkout of the same source shares the
+cache; a cache that cannot be written or read costs a compile and one line on stderr, never a failure."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.harness import environment
+from bench.scratch_repo import checkout_environment, kernels_ready, make_scratch_repo, run
+from parity_lstm.model import save_model
+from tests.conftest import flip_flop_weights
+
+
+def test_a_second_fresh_clone_compiles_nothing(tmp_path: Path):
+    origin = make_scratch_repo(tmp_path / "origin")
+    cache = tmp_path / "cache"
+    for clone in ("first", "second"):
+        run(tmp_path, "git", "clone", "--quiet", str(origin), clone)
+    with environment(PARITY_LSTM_CACHE_DIR=str(cache)):
+        first, second = (kernels_ready(tmp_path / clone) for clone in ("first", "second"))
+    assert (len(first["loaded"]), len(first["compiled"]), first["cache"]) == (0, 4, str(cache))
+    assert (len(second["loaded"]), len(second["compiled"])) == (4, 0)
+    assert not list((tmp_path / "second").rglob("*.nb[ic]"))  # nothing compiled beside the second clone's code
+
+
+def predict(folder: Path, cache: Path) -> subprocess.CompletedProcess:
+    """`python -m stages.predict 1011 0110 1` with the flip-flop model, the kernel cache folder `cache`."""
+    command = [sys.executable, "-m", "stages.predict", "1011", "0110", "1"]
+    env = checkout_environment() | {"PARITY_LSTM_CACHE_DIR": str(cache)}
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert [line.split("\t")[1] for line in done.stdout.splitlines()] == ["1", "0", "1"]  # right, whatever the cache
+    return done
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    save_model(flip_flop_weights(), tmp_path / "models/model.keras")
+    return tmp_path
+
+
+def test_a_cache_folder_that_cannot_be_written_costs_a_compile_and_one_line(folder: Path):
+    (folder / "a file").write_text("")
+    stderr = predict(folder, folder / "a file/cache").stderr
+    assert stderr.splitlines() == [
+        f"parity-lstm: cannot write to the kernel cache {folder / 'a file/cache'} (Not a directory); "
+        "compiling in this process instead"
+    ]
+
+
+def test_a_truncated_cache_entry_costs_a_compile_and_one_line_and_is_written_anew(folder: Path):
+    cache = folder / "cache"
+    assert predict(folder, cache).stderr == ""  # compiled and saved
+    entries = list(cache.rglob("*.nb[ic]"))
+    assert entries
+    for entry in entries:
+        entry.write_bytes(entry.read_bytes()[:40])  # an interrupted copy
+    assert predict(folder, cache).stderr.splitlines() == [
+        f"parity-lstm: cannot read a kernel from the cache {cache} (UnpicklingError); compiling in this process instead"
+    ]
+    assert predict(folder, cache).stderr == ""  # the fresh compile was saved in its place
