@@ -32,6 +32,17 @@ KERNEL, RECURRENT, BIAS, DENSE_KERNEL, DENSE_BIAS = range(5)
 KERAS_VERSION = "3.15.1"
 
 
+def offsets(units: int) -> tuple[int, int, int, int, int, int]:
+    """The first index of each weight (KERNEL, RECURRENT, ...) in a member's row, then the row's size: the sizes of
+    `Layout.shapes` added up. Plain arithmetic, so that the compiled kernels run this very function."""
+    gates = GATES * units
+    recurrent = 2 * gates
+    bias = recurrent + units * gates
+    dense_kernel = bias + gates
+    dense_bias = dense_kernel + units * 2
+    return 0, recurrent, bias, dense_kernel, dense_bias, dense_bias + 2
+
+
 @dataclass(frozen=True)
 class Layout:
     """Where each weight of a member with `units` LSTM units sits in its flat row."""
@@ -44,13 +55,13 @@ class Layout:
         return (2, GATES * u), (u, GATES * u), (GATES * u,), (u, 2), (2,)
 
     @cached_property
-    def offsets(self) -> np.ndarray:
-        """The first index of each weight (KERNEL, RECURRENT, ...) in the row, then the row's size: int64."""
-        return np.cumsum([0, *(math.prod(shape) for shape in self.shapes)]).astype(np.int64)
+    def offsets(self) -> tuple[int, ...]:
+        """The first index of each weight (KERNEL, RECURRENT, ...) in the row, then the row's size."""
+        return offsets(self.units)
 
     @property
     def size(self) -> int:
-        return int(self.offsets[-1])
+        return self.offsets[-1]
 
     @classmethod
     def of(cls, size: int) -> "Layout":

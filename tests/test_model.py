@@ -1,6 +1,7 @@
 """The model, defined once (parity_lstm.model): its layers as Keras builds them, the flat layout, the initial weights
 (Keras' distributions, the same bytes on every CPU), and the model file that Keras opens."""
 
+import math
 import os
 import subprocess
 import sys
@@ -50,7 +51,8 @@ def test_keras_builds_the_reference_layers_from_the_config_a_model_file_carries(
 def test_the_layout_derives_every_offset_from_the_shapes():
     layout = Layout(3)
     assert layout.shapes == ((2, 12), (3, 12), (12,), (3, 2), (2,))
-    assert layout.offsets.tolist() == [0, 24, 60, 72, 78, 80] and layout.size == 4 * 9 + 14 * 3 + 2
+    assert layout.offsets == (0, 24, 60, 72, 78, 80) and layout.size == 4 * 9 + 14 * 3 + 2
+    assert np.diff(layout.offsets).tolist() == [math.prod(shape) for shape in layout.shapes]
     assert Layout.of(80) == layout
     with pytest.raises(ValueError, match="81 weights is no model's"):
         Layout.of(81)

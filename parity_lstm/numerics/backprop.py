@@ -6,22 +6,26 @@ softmax output), times the step's loss factor (0 on padding and on steps `target
 (row, step) and divided by rows x steps, as Keras reduces it with sample weights.
 """
 
+from functools import cache
+
 import numpy as np
 
-from parity_lstm.model import BIAS, DENSE_BIAS, DENSE_KERNEL, KERNEL, RECURRENT, Layout
+from parity_lstm.model import Layout, offsets
 from parity_lstm.numerics.compiled import kernel
 from parity_lstm.numerics.forward import (
     LANES,
     ONE,
     ZERO,
-    cell_step,
     in_chunks,
     inline,
-    lane_inputs,
+    input_part,
     logits,
     read_only,
+    recurrent_part,
     sigmoid,
     start_chunk,
+    step_bits,
+    unit_step,
 )
 
 # Keras' Adam defaults, which the reference experiment trains with.
@@ -41,96 +45,104 @@ def softplus(z, sigmoid_z):
     return max(z, ZERO) + (atanh + atanh)
 
 
-@kernel
-def gradient_chunks(members, offsets, units, bits, parity, loss_factors, scale, first, last, lane_gradient, lane_loss):
-    """Chunks [first, last) of a batch, (rows, steps): each lane's gradient of its loss, times `scale`, into
-    lane_gradient (lanes, size), the loss into lane_loss (lanes,). Lane g is member g // rows, row g % rows."""
-    size = members.shape[1]
-    rows, steps = bits.shape
-    u4 = 4 * units
-    kernel_x1, recurrent, bias = offsets[KERNEL] + u4, offsets[RECURRENT], offsets[BIAS]
-    dense, dense_bias = offsets[DENSE_KERNEL], offsets[DENSE_BIAS]
-    # Per lane, one array: weights, gradient, dloss/dz, logits, dloss/dlogits, dloss/dh and dloss/dc from the
-    # step after, loss.
+@cache
+def gradient_kernel(units: int):
+    """The training kernel for members of `units` units, built as `forward_kernel` is."""
+    kernel_x, recurrent, bias, dense, dense_bias, size = offsets(units)
+    gates = 4 * units
+    kernel_not_x = kernel_x + gates
+    # One lane buffer, its rows: the weights, their gradient, h @ recurrent kernel going forward and dloss/dz going
+    # back, the logits, dloss/dh and dloss/dc from the step after, the loss.
     GRADIENT = size
-    Z = 2 * size
-    OUT = Z + u4
-    DL = OUT + 2
-    DH_NEXT = DL + 2
+    DZ = 2 * size
+    OUT = DZ + gates
+    DH_NEXT = OUT + 2
     DC_NEXT = DH_NEXT + units
     LOSS = DC_NEXT + units
-    lane = np.empty((LOSS + 1, LANES), np.float32)
-    w, gradient = lane[:size], lane[GRADIENT:Z]
-    # Per step after it, seq[t + 1]: input pair, target, loss factor, gates, tanh(c), c, h, dloss/dh from the output.
-    X, Y, FACTOR, GATES = 0, 2, 3, 4
-    TANH_C = GATES + u4
-    C, H = TANH_C + units, TANH_C + 2 * units
+    # A step's rows of the sequence buffer, seq[t + 1] for step t (seq[0]: the zero state before the first step):
+    # its bit, target, loss factor; gates i, f, c, o; tanh(c), c, h; dloss/dh from the output.
+    CODE, TARGET, FACTOR, GATES = 0, 1, 2, 3
+    TANH_C = GATES + gates
+    C = TANH_C + units
+    H = C + units
     DH_OUT = H + units
-    seq = np.zeros((steps + 1, DH_OUT + units, LANES), np.float32)  # seq[0]: the zero state before the first step
-    rows_of = np.empty(LANES, np.int64)
-    for chunk in range(first, last):
-        first_lane, n = chunk * LANES, start_chunk(members, chunk, rows, rows_of, w)
-        for t in range(steps):
-            lane_inputs(bits, rows_of, t, seq[t + 1, X : X + 2])
-            for j in range(LANES):
-                row = rows_of[j]
-                seq[t + 1, Y, j] = ONE if row >= 0 and parity[row, t] == 1 else ZERO
-                seq[t + 1, FACTOR, j] = loss_factors[row, t] if row >= 0 else ZERO
-        lane[GRADIENT:] = ZERO
-        for t in range(steps):
-            now, before = seq[t + 1], seq[t]
-            cell_step(
-                w, offsets, units, now[X], now[X + 1], before[H : H + units], before[C : C + units], lane[Z:OUT],
-                now[GATES : GATES + u4], now[TANH_C : TANH_C + units], now[C : C + units], now[H : H + units],
-            )  # fmt: skip
-            logits(w, offsets, units, now[H : H + units], lane[OUT : OUT + 2])
-            for j in range(LANES):
-                y, factor, out0, out1 = now[Y, j], now[FACTOR, j], lane[OUT, j], lane[OUT + 1, j]
-                s0, s1 = sigmoid(out0), sigmoid(out1)
-                dl0 = scale * factor * (s0 - y)
-                dl1 = scale * factor * (s1 - (ONE - y))
-                lane[DL, j], lane[DL + 1, j] = dl0, dl1
-                lane[LOSS, j] += factor * (softplus(out0, s0) - out0 * y + softplus(out1, s1) - out1 * (ONE - y))
-                gradient[dense_bias, j] += dl0
-                gradient[dense_bias + 1, j] += dl1
-            for u in range(units):
+
+    @kernel
+    def gradient_chunks(members, bits, parity, loss_factors, scale, first, last, lane_gradient, lane_loss):
+        """Chunks [first, last) of a batch, (rows, steps): each lane's gradient of its loss, times `scale`, into
+        lane_gradient (lanes, size), the loss into lane_loss (lanes,). Lane g is member g // rows, row g % rows."""
+        rows, steps = bits.shape
+        lane = np.empty((LOSS + 1, LANES), np.float32)
+        seq = np.zeros((steps + 1, DH_OUT + units, LANES), np.float32)
+        rows_of = np.empty(LANES, np.int64)
+        for chunk in range(first, last):
+            first_lane, n = chunk * LANES, start_chunk(members, chunk, rows, rows_of, lane)
+            for t in range(steps):
+                now = seq[t + 1]
+                step_bits(bits, rows_of, t, now[CODE])
                 for j in range(LANES):
-                    h, dl0, dl1 = now[H + u, j], lane[DL, j], lane[DL + 1, j]
-                    gradient[dense + 2 * u, j] += dl0 * h
-                    gradient[dense + 2 * u + 1, j] += dl1 * h
-                    now[DH_OUT + u, j] = dl0 * w[dense + 2 * u, j] + dl1 * w[dense + 2 * u + 1, j]
-        for t in range(steps - 1, -1, -1):  # backpropagation through time; lane[Z:OUT] holds dloss/dz
-            now, before = seq[t + 1], seq[t]
-            for u in range(units):
-                for j in range(LANES):
-                    i, f = now[GATES + u, j], now[GATES + units + u, j]
-                    g, o = now[GATES + 2 * units + u, j], now[GATES + 3 * units + u, j]
-                    tanh_c = now[TANH_C + u, j]
-                    dh = now[DH_OUT + u, j] + lane[DH_NEXT + u, j]
-                    dc = lane[DC_NEXT + u, j] + dh * o * (ONE - tanh_c * tanh_c)
-                    lane[Z + u, j] = dc * g * i * (ONE - i)
-                    lane[Z + units + u, j] = dc * before[C + u, j] * f * (ONE - f)
-                    lane[Z + 2 * units + u, j] = dc * i * (ONE - g * g)
-                    lane[Z + 3 * units + u, j] = dh * tanh_c * o * (ONE - o)
-                    lane[DC_NEXT + u, j] = dc * f
-            for q in range(u4):
-                for j in range(LANES):
-                    dz = lane[Z + q, j]
-                    gradient[offsets[KERNEL] + q, j] += dz * now[X, j]
-                    gradient[kernel_x1 + q, j] += dz * now[X + 1, j]
-                    gradient[bias + q, j] += dz
+                    row = rows_of[j]
+                    now[TARGET, j] = ONE if row >= 0 and parity[row, t] == 1 else ZERO
+                    now[FACTOR, j] = loss_factors[row, t] if row >= 0 else ZERO
+            lane[GRADIENT:DZ], lane[LOSS] = ZERO, ZERO
+            for t in range(steps):
+                now, before = seq[t + 1], seq[t]
+                recurrent_part(lane, units, before, H, DZ)
                 for u in range(units):
                     for j in range(LANES):
-                        gradient[recurrent + u * u4 + q, j] += lane[Z + q, j] * before[H + u, j]
-            for u in range(units):
+                        i, f, g, o, c, tanh_c = unit_step(lane, units, u, j, now[CODE, j], DZ, before[C + u, j])
+                        now[GATES + u, j], now[GATES + units + u, j] = i, f
+                        now[GATES + 2 * units + u, j], now[GATES + 3 * units + u, j] = g, o
+                        now[TANH_C + u, j], now[C + u, j], now[H + u, j] = tanh_c, c, o * tanh_c
+                logits(lane, units, now, H, OUT)
                 for j in range(LANES):
-                    lane[DH_NEXT + u, j] = ZERO
-                for q in range(u4):
+                    y, factor, out0, out1 = now[TARGET, j], now[FACTOR, j], lane[OUT, j], lane[OUT + 1, j]
+                    s0, s1 = sigmoid(out0), sigmoid(out1)
+                    dl0, dl1 = scale * factor * (s0 - y), scale * factor * (s1 - (ONE - y))
+                    lane[LOSS, j] += factor * (softplus(out0, s0) - out0 * y + softplus(out1, s1) - out1 * (ONE - y))
+                    lane[OUT, j], lane[OUT + 1, j] = dl0, dl1
+                    lane[GRADIENT + dense_bias, j] += dl0
+                    lane[GRADIENT + dense_bias + 1, j] += dl1
+                for u in range(units):
                     for j in range(LANES):
-                        lane[DH_NEXT + u, j] += w[recurrent + u * u4 + q, j] * lane[Z + q, j]
-        for j in range(n):
-            lane_gradient[first_lane + j] = gradient[:, j]
-            lane_loss[first_lane + j] = lane[LOSS, j]
+                        h, dl0, dl1 = now[H + u, j], lane[OUT, j], lane[OUT + 1, j]
+                        lane[GRADIENT + dense + 2 * u, j] += dl0 * h
+                        lane[GRADIENT + dense + 2 * u + 1, j] += dl1 * h
+                        now[DH_OUT + u, j] = dl0 * lane[dense + 2 * u, j] + dl1 * lane[dense + 2 * u + 1, j]
+            lane[DH_NEXT:LOSS] = ZERO
+            for t in range(steps - 1, -1, -1):  # backpropagation through time
+                now, before = seq[t + 1], seq[t]
+                for u in range(units):
+                    i, f, g, o = GATES + u, GATES + units + u, GATES + 2 * units + u, GATES + 3 * units + u
+                    for j in range(LANES):
+                        tanh_c = now[TANH_C + u, j]
+                        dh = now[DH_OUT + u, j] + lane[DH_NEXT + u, j]
+                        dc = lane[DC_NEXT + u, j] + dh * now[o, j] * (ONE - tanh_c * tanh_c)
+                        lane[DC_NEXT + u, j] = dc * now[f, j]
+                        lane[DZ + u, j] = dc * now[g, j] * now[i, j] * (ONE - now[i, j])
+                        lane[DZ + units + u, j] = dc * before[C + u, j] * now[f, j] * (ONE - now[f, j])
+                        lane[DZ + 2 * units + u, j] = dc * now[i, j] * (ONE - now[g, j] * now[g, j])
+                        lane[DZ + 3 * units + u, j] = dh * tanh_c * now[o, j] * (ONE - now[o, j])
+                for q in range(gates):
+                    for j in range(LANES):
+                        dz, bit = lane[DZ + q, j], now[CODE, j]
+                        lane[GRADIENT + kernel_x + q, j] += input_part(bit, dz, ZERO)
+                        lane[GRADIENT + kernel_not_x + q, j] += input_part(bit, ZERO, dz)
+                        lane[GRADIENT + bias + q, j] += dz
+                    for v in range(units):
+                        for j in range(LANES):
+                            lane[GRADIENT + recurrent + v * gates + q, j] += lane[DZ + q, j] * before[H + v, j]
+                for v in range(units):
+                    for j in range(LANES):
+                        lane[DH_NEXT + v, j] = lane[recurrent + v * gates, j] * lane[DZ, j]
+                    for q in range(1, gates):
+                        for j in range(LANES):
+                            lane[DH_NEXT + v, j] += lane[recurrent + v * gates + q, j] * lane[DZ + q, j]
+            for j in range(n):
+                lane_gradient[first_lane + j] = lane[GRADIENT:DZ, j]
+                lane_loss[first_lane + j] = lane[LOSS, j]
+
+    return gradient_chunks
 
 
 @kernel
@@ -169,11 +181,10 @@ def gradients(
     scale = np.float32(0.5 / (rows * steps))  # the two slots' mean, then Keras' "sum over batch size"
     lane_gradient, lane_loss = np.empty((rows * count, size), np.float32), np.empty(rows * count, np.float32)
 
+    gradient_chunks = gradient_kernel(layout.units)
+
     def run(first: int, last: int) -> None:
-        gradient_chunks(
-            members, layout.offsets, layout.units, bits, parity, loss_factors, scale, first, last, lane_gradient,
-            lane_loss,
-        )  # fmt: skip
+        gradient_chunks(members, bits, parity, loss_factors, scale, first, last, lane_gradient, lane_loss)
 
     in_chunks(run, rows * count)
     gradient, loss = np.empty((count, size), np.float32), np.empty(count)

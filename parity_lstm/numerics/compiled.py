@@ -18,8 +18,10 @@ from pathlib import Path
 import numba
 from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLocator, _SourceFileBackedLocatorMixin
 
-# numba's "numpy" error model: a division by zero gives inf or nan, with no check and branch in every loop.
-OPTIONS = {"nogil": True, "error_model": "numpy"}
+# numba's "numpy" error model: a division by zero gives inf or nan, with no check and branch in every loop. Of
+# fast-math, only "no NaN, no infinity" (no value the kernels make is either): min and max then compile to single
+# vector instructions. Never reassociation or fused multiply-add, which would change the bits from one CPU to another.
+OPTIONS = {"nogil": True, "error_model": "numpy", "fastmath": {"nnan", "ninf"}}
 
 
 def cache_folder() -> Path:
@@ -34,12 +36,20 @@ def notice(problem: str) -> None:
     print(f"parity-lstm: {problem}; compiling in this process instead", file=sys.stderr, flush=True)
 
 
+# What decides a kernel's machine code besides its own file: the layout's offsets, PAD, the compile options, the forward
+# pass's helpers (which the training kernels call). numba keys a cache entry by the kernel's own file only.
+COMPILED_IN = ("model.py", "data/encoding.py", "numerics/compiled.py", "numerics/forward.py")
+PACKAGE = Path(__file__).resolve().parents[1]
+
+
 class SourceKeyedLocator(_SourceFileBackedLocatorMixin, _CacheLocator):
-    """cache_folder()/numba/<file name>-<sha256 of its content>: checkouts of the same source share it."""
+    """cache_folder()/numba/<file name>-<sha256 of its content and of COMPILED_IN>: checkouts of the same source
+    share it, and a change to any of those files compiles anew."""
 
     def __init__(self, py_func, py_file: str):
         self._py_file, self._lineno = py_file, py_func.__code__.co_firstlineno
-        digest = hashlib.sha256(Path(py_file).read_bytes()).hexdigest()[:16]
+        sources = [Path(py_file), *(PACKAGE / name for name in COMPILED_IN)]
+        digest = hashlib.sha256(b"".join(source.read_bytes() for source in sources)).hexdigest()[:16]
         self._cache_path = str(cache_folder() / "numba" / f"{Path(py_file).stem}-{digest}")
 
     def get_cache_path(self) -> str:

@@ -22,7 +22,7 @@ import numba
 import numpy as np
 
 from parity_lstm.data.encoding import PAD
-from parity_lstm.model import BIAS, DENSE_BIAS, DENSE_KERNEL, KERNEL, MODEL_FILE, RECURRENT, Layout, load_model
+from parity_lstm.model import MODEL_FILE, RECURRENT, Layout, load_model, offsets
 from parity_lstm.numerics.compiled import OPTIONS, kernel
 
 # Lanes run together: their per-step buffers stay in the core's caches.
@@ -50,6 +50,10 @@ B0, B2, B4, B6 = (
 
 # Helpers the kernels call: numba compiles them into each kernel.
 inline = numba.njit(inline="always", **OPTIONS)
+# The layout's offsets, the very function parity_lstm.model computes them with. Each kernel is built for one number of
+# units (`forward_kernel(units)`), a constant it closes over, so every offset is a constant: LLVM then sees that the
+# rows of a kernel's lane buffer never overlap, and vectorises each lane loop with no check at run time.
+row_offsets = inline(offsets)
 
 
 @inline
@@ -66,10 +70,10 @@ def sigmoid(z):
 
 
 @inline
-def start_chunk(members, chunk, rows, rows_of, w):
-    """A chunk's lanes: each one's row of the batch into rows_of (-1 past the end), its member's weights into w
-    (size, LANES; zeros past the end); returns how many lanes are in use. Lane g is member g // rows, row g % rows:
-    the divisions once a chunk, not once a step."""
+def start_chunk(members, chunk, rows, rows_of, lane):
+    """A chunk's lanes: each one's row of the batch into rows_of (-1 past the end), its member's weights into the
+    first rows of lane (zeros past the end); returns how many lanes are in use. Lane g is member g // rows, row
+    g % rows: the divisions once a chunk, not once a step."""
     count, size = members.shape
     first_lane = chunk * LANES
     for j in range(LANES):
@@ -77,96 +81,112 @@ def start_chunk(members, chunk, rows, rows_of, w):
         in_use = g < rows * count
         rows_of[j] = g % rows if in_use else -1
         for p in range(size):
-            w[p, j] = members[g // rows, p] if in_use else ZERO
+            lane[p, j] = members[g // rows, p] if in_use else ZERO
     return min(LANES, rows * count - first_lane)
 
 
 @inline
-def lane_inputs(bits, rows_of, t, x):
-    """Step t's input pair of every lane into x (2, LANES): [1, 0] for bit 1, [0, 1] for 0, [0, 0] for PAD."""
+def step_bits(bits, rows_of, t, code):
+    """Step t's bit of every lane into code (LANES,), as float32: 0, 1, or PAD past the batch's end."""
     for j in range(LANES):
-        bit = bits[rows_of[j], t] if rows_of[j] >= 0 else PAD
-        x[0, j] = ONE if bit == 1 else ZERO
-        x[1, j] = ONE if bit == 0 else ZERO
+        code[j] = bits[rows_of[j], t] if rows_of[j] >= 0 else PAD
 
 
 @inline
-def cell_step(w, offsets, units, x0, x1, h_before, c_before, z, gates, tanh_c, c, h):
-    """One LSTM step of every lane, as Keras' LSTMCell: z = x @ kernel + h @ recurrent + bias, gates i, f, c, o.
-    Inputs x0, x1 (LANES,); states (units, LANES); writes z (4u, LANES), gates (4u, LANES), tanh_c, c, h."""
-    u4 = 4 * units
-    kernel_x1, recurrent, bias = offsets[KERNEL] + u4, offsets[RECURRENT], offsets[BIAS]
-    for q in range(u4):
-        for j in range(LANES):
-            z[q, j] = w[offsets[KERNEL] + q, j] * x0[j] + w[kernel_x1 + q, j] * x1[j]
-        for u in range(units):
-            for j in range(LANES):
-                z[q, j] += w[recurrent + u * u4 + q, j] * h_before[u, j]
-        for j in range(LANES):
-            z[q, j] += w[bias + q, j]
-    for u in range(units):
-        for j in range(LANES):
-            i, f = sigmoid(z[u, j]), sigmoid(z[units + u, j])
-            g, o = tanh(z[2 * units + u, j]), sigmoid(z[3 * units + u, j])
-            c[u, j] = f * c_before[u, j] + i * g
-            tanh_c[u, j] = tanh(c[u, j])
-            h[u, j] = o * tanh_c[u, j]
-            gates[u, j], gates[units + u, j], gates[2 * units + u, j], gates[3 * units + u, j] = i, f, g, o
+def input_part(bit, kernel_x, kernel_not_x):
+    """The input pair's share of a gate, [x, 1 - x] @ kernel: the row of x for bit 1, of 1 - x for 0, none for PAD.
+    Exactly x * kernel_x + (1 - x) * kernel_not_x in float, where one of the two is 0 and the other 1."""
+    return kernel_x if bit == ONE else (kernel_not_x if bit == ZERO else ZERO)
 
 
 @inline
-def logits(w, offsets, units, h, out):
-    """Dense(2) of the hidden states: h @ kernel + bias into out (2, LANES)."""
-    dense, dense_bias = offsets[DENSE_KERNEL], offsets[DENSE_BIAS]
-    for s in range(2):
+def recurrent_part(lane, units, states, h, z):
+    """h @ recurrent kernel into lane rows z.. z + 4u, the hidden states in rows h.. h + u of `states` (the lane
+    buffer, or a step's rows of training's sequence buffer): a pass over the lanes per weight, each vectorised."""
+    recurrent, gates = row_offsets(units)[RECURRENT], 4 * units
+    for q in range(gates):
         for j in range(LANES):
-            out[s, j] = ZERO
-        for u in range(units):
+            lane[z + q, j] = lane[recurrent + q, j] * states[h, j]
+        for v in range(1, units):
             for j in range(LANES):
-                out[s, j] += h[u, j] * w[dense + 2 * u + s, j]
+                lane[z + q, j] += lane[recurrent + v * gates + q, j] * states[h + v, j]
+
+
+@inline
+def unit_step(lane, units, u, j, bit, z, c_before):
+    """Unit u's LSTM step in lane j, as Keras' LSTMCell: x @ kernel + h @ recurrent kernel (in rows z..) + bias,
+    gates i, f, c, o; returns the gates, the new cell state and its tanh."""
+    kernel_x, _, bias, _, _, _ = row_offsets(units)
+    kernel_not_x = kernel_x + 4 * units
+    i, f, g, o = u, units + u, 2 * units + u, 3 * units + u
+    zi = input_part(bit, lane[kernel_x + i, j], lane[kernel_not_x + i, j]) + lane[z + i, j] + lane[bias + i, j]
+    zf = input_part(bit, lane[kernel_x + f, j], lane[kernel_not_x + f, j]) + lane[z + f, j] + lane[bias + f, j]
+    zg = input_part(bit, lane[kernel_x + g, j], lane[kernel_not_x + g, j]) + lane[z + g, j] + lane[bias + g, j]
+    zo = input_part(bit, lane[kernel_x + o, j], lane[kernel_not_x + o, j]) + lane[z + o, j] + lane[bias + o, j]
+    input_gate, forget_gate, candidate, output_gate = sigmoid(zi), sigmoid(zf), tanh(zg), sigmoid(zo)
+    c = forget_gate * c_before + input_gate * candidate
+    return input_gate, forget_gate, candidate, output_gate, c, tanh(c)
+
+
+@inline
+def logits(lane, units, states, h, out):
+    """Dense(2) of the hidden states in rows h.. h + u of `states`: h @ kernel + bias, into lane rows out, out + 1."""
+    _, _, _, dense, dense_bias, _ = row_offsets(units)
+    for slot in range(2):
         for j in range(LANES):
-            out[s, j] += w[dense_bias + s, j]
+            lane[out + slot, j] = states[h, j] * lane[dense + slot, j]
+        for u in range(1, units):
+            for j in range(LANES):
+                lane[out + slot, j] += states[h + u, j] * lane[dense + 2 * u + slot, j]
+        for j in range(LANES):
+            lane[out + slot, j] += lane[dense_bias + slot, j]
 
 
-@kernel
-def forward_chunks(members, offsets, units, bits, first, last, final_only, probability, hidden, cell):
-    """Chunks [first, last) of `bits` (rows, steps): the probability of parity 1 (softmax slot 0) after each step,
-    into probability (steps or 1, lanes); the states too into hidden and cell (steps, units, lanes) unless they are
-    empty. Lane g is member g // rows, row g % rows: a chunk's lanes read neighbouring rows."""
-    size = members.shape[1]
-    rows, steps = bits.shape
-    u4 = 4 * units
-    # Every buffer a row range of one array: LLVM then vectorises the lane loops without checks for overlap.
-    Z = size
-    GATES = Z + u4
-    TANH_C = GATES + u4
-    OUT = TANH_C + units
-    X = OUT + 2
-    STATES = X + 2  # h, c of even steps, then h, c of odd ones
-    lane = np.zeros((STATES + 4 * units, LANES), np.float32)
-    w, z, gates, tanh_c, x = lane[:size], lane[Z:GATES], lane[GATES:TANH_C], lane[TANH_C:OUT], lane[X : X + 2]
-    keep_states = hidden.shape[0] > 0
-    rows_of = np.empty(LANES, np.int64)
-    for chunk in range(first, last):
-        first_lane, n = chunk * LANES, start_chunk(members, chunk, rows, rows_of, w)
-        lane[STATES:] = ZERO
-        for t in range(steps):
-            now, before = STATES + 2 * units * (t % 2), STATES + 2 * units * (1 - t % 2)
-            lane_inputs(bits, rows_of, t, x)
-            h_before, c_before = lane[before : before + units], lane[before + units : before + 2 * units]
-            h, c = lane[now : now + units], lane[now + units : now + 2 * units]
-            cell_step(w, offsets, units, x[0], x[1], h_before, c_before, z, gates, tanh_c, c, h)
-            if keep_states:
+@cache
+def forward_kernel(units: int):
+    """The forward kernel for members of `units` units."""
+
+    @kernel
+    def forward_chunks(members, bits, first, last, final_only, probability, hidden, cell):
+        """Chunks [first, last) of `bits` (rows, steps): the probability of parity 1 (softmax slot 0) after each
+        step, into probability (steps or 1, lanes); the states too into hidden and cell (steps, units, lanes) unless
+        they are empty. Lane g is member g // rows, row g % rows: a chunk's lanes read neighbouring rows."""
+        size = row_offsets(units)[-1]
+        rows, steps = bits.shape
+        keep_states = hidden.shape[0] > 0
+        # One buffer, its rows: the weights, h @ recurrent kernel, h and c of even steps, of odd ones, the logits,
+        # the step's bits.
+        Z = size
+        STATES = Z + 4 * units
+        OUT = STATES + 4 * units
+        CODE = OUT + 2
+        lane = np.empty((CODE + 1, LANES), np.float32)
+        rows_of = np.empty(LANES, np.int64)
+        for chunk in range(first, last):
+            first_lane, n = chunk * LANES, start_chunk(members, chunk, rows, rows_of, lane)
+            lane[STATES:OUT] = ZERO  # the state before step 0
+            for t in range(steps):
+                now, before = STATES + 2 * units * (t % 2), STATES + 2 * units * (1 - t % 2)  # h rows, c rows after
+                step_bits(bits, rows_of, t, lane[CODE])
+                recurrent_part(lane, units, lane, before, Z)
                 for u in range(units):
-                    for j in range(n):
-                        hidden[t, u, first_lane + j] = lane[now + u, j]
-                        cell[t, u, first_lane + j] = lane[now + units + u, j]
-            if final_only and t < steps - 1:
-                continue
-            logits(w, offsets, units, lane[now : now + units], lane[OUT : OUT + 2])
-            row = 0 if final_only else t
-            for j in range(n):  # softmax slot 0 of two logits: the sigmoid of their difference
-                probability[row, first_lane + j] = sigmoid(lane[OUT, j] - lane[OUT + 1, j])
+                    for j in range(LANES):
+                        c_before = lane[before + units + u, j]
+                        _, _, _, o, c, tanh_c = unit_step(lane, units, u, j, lane[CODE, j], Z, c_before)
+                        lane[now + units + u, j], lane[now + u, j] = c, o * tanh_c
+                if keep_states:
+                    for u in range(units):
+                        for j in range(n):
+                            hidden[t, u, first_lane + j] = lane[now + u, j]
+                            cell[t, u, first_lane + j] = lane[now + units + u, j]
+                if final_only and t < steps - 1:
+                    continue
+                logits(lane, units, lane, now, OUT)
+                row = 0 if final_only else t
+                for j in range(n):  # softmax slot 0 of two logits: the sigmoid of their difference
+                    probability[row, first_lane + j] = sigmoid(lane[OUT, j] - lane[OUT + 1, j])
+
+    return forward_chunks
 
 
 # ---- running them ---------------------------------------------------------------------------------------------
@@ -207,8 +227,10 @@ def probability_of_one(members: np.ndarray, bits: np.ndarray, final_only: bool =
     probability = np.empty((1 if final_only else steps, count * rows), np.float32)
     none = np.empty((0, 0, 0), np.float32)
 
+    forward_chunks = forward_kernel(layout.units)
+
     def run(first: int, last: int) -> None:
-        forward_chunks(members, layout.offsets, layout.units, bits, first, last, final_only, probability, none, none)
+        forward_chunks(members, bits, first, last, final_only, probability, none, none)
 
     in_chunks(run, count * rows)
     return probability.reshape(-1, count, rows).transpose(0, 2, 1)
@@ -222,8 +244,10 @@ def states(weights: np.ndarray, bits: np.ndarray) -> tuple[np.ndarray, np.ndarra
     hidden, cell = np.empty((2, steps, layout.units, rows), np.float32)
     probability = np.empty((steps, rows), np.float32)
 
+    forward_chunks = forward_kernel(layout.units)
+
     def run(first: int, last: int) -> None:
-        forward_chunks(members, layout.offsets, layout.units, bits, first, last, False, probability, hidden, cell)
+        forward_chunks(members, bits, first, last, False, probability, hidden, cell)
 
     in_chunks(run, rows)
     return hidden.transpose(2, 0, 1), cell.transpose(2, 0, 1)
