@@ -32,7 +32,7 @@ PARTS = {
     "speed": lambda scratch, args, keep: speed.measure(scratch, args.repeats),
     "streaming": lambda scratch, args, keep: streaming.measure(scratch, args.repeats),
     "scale": lambda scratch, args, keep: scale.measure(scratch),
-    "population": lambda scratch, args, keep: population.measure(scratch),
+    "population": lambda scratch, args, keep: population.measure(scratch, args.floor_probe),
     "seeds": lambda scratch, args, keep: seeds.measure(scratch),
     "airflow": lambda scratch, args, keep: airflow_dags.measure(scratch),
     "members": lambda scratch, args, keep: members.measure(scratch),
@@ -61,6 +61,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--revs", type=suite.revision, nargs="+", default=["HEAD"], help="the revisions whose test suite `suite` times"
+    )
+    parser.add_argument(
+        "--floor-probe", type=Path, help="`population`: the floor probe's file, to time its training step beside ours"
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="the folder of the parts' results")
     args = parser.parse_args()
