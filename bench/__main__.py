@@ -8,6 +8,7 @@ Each part's module (bench/<part>.py; `airflow`: bench/airflow_dags.py) says what
 
 import argparse
 import functools
+import shlex
 import tempfile
 import time
 from pathlib import Path
@@ -44,6 +45,24 @@ PARTS = {
 # Run only when named: the confirmation is a statistical check of fresh seeds, not a timing, and the suite times
 # the tests rather than the pipeline.
 ON_REQUEST = ("confirmation", "suite")
+# The options each part reads: its stamp's command names them, so that the command reproduces that part alone.
+PART_OPTIONS = {
+    "speed": ("repeats",),
+    "streaming": ("repeats",),
+    "population": ("floor_probe",),
+    "confirmation": ("seeds",),
+    "suite": ("revs",),
+}
+
+
+def part_command(part: str, args: argparse.Namespace) -> str:
+    """The command that measures `part` alone with the options this run gave it."""
+    words = ["python", "-m", "bench", "--parts", part]
+    for option in PART_OPTIONS.get(part, ()):
+        value = getattr(args, option)
+        if value is not None:
+            words += [f"--{option.replace('_', '-')}", *map(str, value if isinstance(value, list | tuple) else [value])]
+    return shlex.join(words)
 
 
 def main() -> None:
@@ -70,7 +89,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         for part in args.parts:
-            started, stamped = time.perf_counter(), stamp()  # the code and machine as the part starts
+            started = time.perf_counter()
+            stamped = stamp() | {"command": part_command(part, args)}  # the code and machine as the part starts
             keep = functools.partial(store, part, stamped, out=args.out)
             result = PARTS[part](Path(scratch), args, keep)
             store(part, stamped, result | {"part_wall_s": time.perf_counter() - started}, out=args.out)

@@ -22,7 +22,7 @@ from bench.scratch_repo import REPO, commit, dvc, make_scratch_repo, run
 RESULTS = REPO / "bench/results"
 # The CPU flags a stamp names: those that decide which kernels XLA and oneDNN compile for.
 STAMPED_FEATURES = {"avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile"}
-STAMPED_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "dvc", "dvclive")
+STAMPED_PACKAGES = ("numba", "numpy", "tensorflow-cpu", "keras", "dvc", "dvclive")
 
 
 def timed(function: Callable, *args) -> float:
@@ -151,7 +151,10 @@ def cpu_info() -> dict:
 
 
 def stamp() -> dict:
-    """What a result was measured with: the code's commit, the date, the machine and the library versions."""
+    """What a result was measured with: the code's commit, the date, the machine, its load average as the part
+    starts (`store` adds it as the part ends), the default engine and its threads, and the library versions."""
+    import numba
+
     cpu = cpu_info()
     # Results stored by earlier parts of the same run are no change to the code measured.
     status = ("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results")
@@ -164,6 +167,9 @@ def stamp() -> dict:
         "cpu_id": cpu["id"],
         "cpu_features": sorted(cpu["flags"] & STAMPED_FEATURES),
         "cores": os.cpu_count(),
+        "load_average_before": os.getloadavg(),
+        "engine": yaml.safe_load((REPO / "params.yaml").read_text())["train"]["engine"],
+        "threads": numba.config.NUMBA_NUM_THREADS,
         "platform": platform.platform(),
         "python": platform.python_version(),
         "versions": {package: version(package) for package in STAMPED_PACKAGES},
@@ -171,6 +177,7 @@ def stamp() -> dict:
 
 
 def store(part: str, stamped: dict, result: dict, *, out: Path) -> None:
-    """Write one part's result with its stamp to `out`/<part>.json, replacing the last one."""
+    """Write one part's result with its stamp, and the load average now, to `out`/<part>.json, replacing the last."""
     out.mkdir(parents=True, exist_ok=True)
+    stamped = stamped | {"load_average_after": os.getloadavg()}
     (out / f"{part}.json").write_text(json.dumps({"stamp": stamped} | result, indent=2) + "\n")

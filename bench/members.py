@@ -13,6 +13,7 @@ import numpy as np
 
 from bench.harness import default_data, training_environment
 from parity_lstm.data.encoding import running_parity
+from parity_lstm.model import Layout
 from parity_lstm.params import TrainParams
 from stages.convergence import HOLDS, wilson
 from stages.train import CONVERGED, Validation, train
@@ -38,7 +39,9 @@ def measure(scratch: Path) -> dict:
             trained = train(*arrays, run)
             members[engine] = {
                 "validation": trained.val_accuracy[-1].tolist(),
-                "at_length": Validation(fresh, running_parity(fresh)).accuracy(trained.members).tolist(),
+                "at_length": Validation(fresh, running_parity(fresh), Layout(run.units, run.cell))
+                .accuracy(trained.members)
+                .tolist(),
             }
     figures = {engine: member_figures(**runs) for engine, runs in members.items()}
     fused, keras = (np.array(members[engine]["validation"]) >= CONVERGED for engine in ("fused", "keras"))

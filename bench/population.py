@@ -59,18 +59,19 @@ def step_seconds(members: int) -> float:
     """The fused training step alone (gradients and Adam, 2 threads at most), seconds per epoch."""
     import numpy as np
 
-    from parity_lstm.model import initial_members
+    from parity_lstm.model import Layout, initial_members
     from parity_lstm.numerics.backprop import Adam, gradients
 
     rng = np.random.default_rng(0)
     bits = rng.integers(0, 2, (STEP_BATCHES, BATCH, 50), dtype=np.uint8)
     parity, factors = np.bitwise_xor.accumulate(bits, axis=-1), np.ones((BATCH, 50), np.float32)
-    adam = Adam(initial_members(0, members, 1, 1.0), 0.001)
+    layout = Layout(1)
+    adam = Adam(initial_members(0, members, layout), 0.001)
     with threads(2):
         for timed_batches in (2, STEP_BATCHES):  # a warm-up, then the timed ones
             started = time.perf_counter()
             for batch in range(timed_batches):
-                adam.apply(gradients(adam.members, bits[batch], parity[batch], factors)[0])
+                adam.apply(gradients(adam.members, bits[batch], parity[batch], factors, layout)[0])
     return (time.perf_counter() - started) / STEP_BATCHES * EPOCH_BATCHES
 
 

@@ -1,12 +1,14 @@
-"""The model, defined once: LSTM(units, an output every step) -> Dense(2, softmax), on bits as pairs [x, 1 - x].
+"""The model, defined once: a recurrent cell (LSTM, GRU or simple RNN; `train.cell`) of `units` units, an output every
+step, into Dense(2, softmax), on bits as pairs [x, 1 - x].
 
 Everything else asks this module: the layers and the Keras config a model file carries; where each weight sits in a
 member's flat row (`Layout`); a member's initial weights for a seed, drawn with numpy from Keras' default
 distributions; and the model file, models/model.keras, a Keras 3 archive written and read without Keras.
 
-    weights  [kernel (2, 4u), recurrent kernel (u, 4u), bias (4u,), Dense kernel (u, 2), Dense bias (2,)]
-             Keras' `get_weights()` order; the LSTM's gates in Keras' order i, f, c, o; the kernel's rows are the
-             input pair's x and 1 - x; softmax slot 0 is the probability of parity 1
+    weights  [kernel (2, gu), recurrent kernel (u, gu), bias, Dense kernel (u, 2), Dense bias (2,)]
+             Keras' `get_weights()` order, g gate rows a unit in Keras' order: LSTM i, f, c, o; GRU z, r, h (its bias
+             (2, 3u): the input's, then the recurrent one's); simple RNN one. The kernel's rows are the input pair's
+             x and 1 - x; softmax slot 0 is the probability of parity 1
     a row    the same weights flat, float32, in that order: one member of a population
 """
 
@@ -24,7 +26,6 @@ import numpy as np
 from parity_lstm.data.files import bad_input, replaced_atomically
 
 MODEL_FILE = Path("models/model.keras")
-GATES = 4  # i, f, c, o
 # The weights in order, each a part of a member's row: the indices `Layout.offsets` and the kernels use.
 KERNEL, RECURRENT, BIAS, DENSE_KERNEL, DENSE_BIAS = range(5)
 # The Keras release whose archive layout `save_model` writes; `keras.saving.load_model` of this release opens it
@@ -32,44 +33,61 @@ KERNEL, RECURRENT, BIAS, DENSE_KERNEL, DENSE_BIAS = range(5)
 KERAS_VERSION = "3.15.1"
 
 
-def offsets(units: int) -> tuple[int, int, int, int, int, int]:
+@dataclass(frozen=True)
+class Cell:
+    """A recurrent cell as Keras defines it, with its default activations and initializers."""
+
+    name: str  # train.cell, and the layer's name in a model file
+    keras_layer: str
+    gates: int  # gate rows a unit
+    bias_rows: int  # GRU (reset_after, Keras' default): the input's bias and the recurrent one's
+    settings: tuple[tuple[str, object], ...]  # what a model file's layer must say to be this cell
+
+
+COMMON = (("return_sequences", True), ("activation", "tanh"), ("use_bias", True))
+CELLS = {
+    "lstm": Cell("lstm", "LSTM", 4, 1, (*COMMON, ("recurrent_activation", "sigmoid"))),
+    "gru": Cell("gru", "GRU", 3, 2, (*COMMON, ("recurrent_activation", "sigmoid"), ("reset_after", True))),
+    "simple_rnn": Cell("simple_rnn", "SimpleRNN", 1, 1, COMMON),
+}
+
+
+def offsets(units: int, gates: int, bias_rows: int) -> tuple[int, int, int, int, int, int]:
     """The first index of each weight (KERNEL, RECURRENT, ...) in a member's row, then the row's size: the sizes of
     `Layout.shapes` added up. Plain arithmetic, so that the compiled kernels run this very function."""
-    gates = GATES * units
-    recurrent = 2 * gates
-    bias = recurrent + units * gates
-    dense_kernel = bias + gates
+    width = gates * units
+    recurrent = 2 * width
+    bias = recurrent + units * width
+    dense_kernel = bias + bias_rows * width
     dense_bias = dense_kernel + units * 2
     return 0, recurrent, bias, dense_kernel, dense_bias, dense_bias + 2
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Where each weight of a member with `units` LSTM units sits in its flat row."""
+    """Where each weight of a member of this cell and number of units sits in its flat row."""
 
     units: int
+    cell: str = "lstm"
+
+    @property
+    def spec(self) -> Cell:
+        return CELLS[self.cell]
 
     @cached_property
     def shapes(self) -> tuple[tuple[int, ...], ...]:
-        u = self.units
-        return (2, GATES * u), (u, GATES * u), (GATES * u,), (u, 2), (2,)
+        u, width = self.units, self.spec.gates * self.units
+        bias = (width,) if self.spec.bias_rows == 1 else (self.spec.bias_rows, width)
+        return (2, width), (u, width), bias, (u, 2), (2,)
 
     @cached_property
     def offsets(self) -> tuple[int, ...]:
         """The first index of each weight (KERNEL, RECURRENT, ...) in the row, then the row's size."""
-        return offsets(self.units)
+        return offsets(self.units, self.spec.gates, self.spec.bias_rows)
 
     @property
     def size(self) -> int:
         return self.offsets[-1]
-
-    @classmethod
-    def of(cls, size: int) -> "Layout":
-        """The layout of rows of `size` weights: 4u^2 + 14u + 2 = size."""
-        layout = cls(round((-14 + (196 - 16 * (2 - size)) ** 0.5) / 8))
-        if layout.size != size:
-            raise ValueError(f"{size} weights is no model's")
-        return layout
 
     def flatten(self, weights: list[np.ndarray]) -> np.ndarray:
         """The weights, in `get_weights()` order, as one float32 row."""
@@ -106,39 +124,32 @@ def orthogonal(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     return np.array(basis)
 
 
-def initial_weights(seed: int, units: int, forget_bias: float) -> list[np.ndarray]:
-    """A member's weights before training, from Keras' default initializers for these layers: Glorot-uniform kernels,
-    an orthogonal recurrent kernel, zero biases but the forget gate's, `forget_bias` (Keras' `unit_forget_bias`: 1).
-    Drawn in float64 from `seed` and rounded to float32 once: the same bytes on every CPU."""
+def initial_weights(seed: int, layout: Layout, forget_bias: float = 1.0) -> list[np.ndarray]:
+    """A member's weights before training, from Keras' default initializers for its cell: Glorot-uniform kernels, an
+    orthogonal recurrent kernel, zero biases but an LSTM's forget gate's, `forget_bias` (Keras' `unit_forget_bias`:
+    1). Drawn in float64 from `seed` and rounded to float32 once: the same bytes on every CPU."""
     rng = np.random.default_rng(seed)
-    kernel = glorot_uniform(rng, (2, GATES * units))
-    recurrent = orthogonal(rng, (units, GATES * units))
-    dense_kernel = glorot_uniform(rng, (units, 2))
-    bias = np.zeros(GATES * units)
-    bias[units : 2 * units] = forget_bias
+    kernel_shape, recurrent_shape, bias_shape, dense_shape, _ = layout.shapes
+    kernel, recurrent = glorot_uniform(rng, kernel_shape), orthogonal(rng, recurrent_shape)
+    dense_kernel, bias = glorot_uniform(rng, dense_shape), np.zeros(bias_shape)
+    if layout.cell == "lstm":
+        bias[layout.units : 2 * layout.units] = forget_bias
     return [np.asarray(weight, np.float32) for weight in (kernel, recurrent, bias, dense_kernel, np.zeros(2))]
 
 
-def initial_members(seed: int, members: int, units: int, forget_bias: float) -> np.ndarray:
+def initial_members(seed: int, members: int, layout: Layout, forget_bias: float = 1.0) -> np.ndarray:
     """A population's rows before training: member k starts from `initial_weights(seed + k)`."""
-    layout = Layout(units)
-    return np.stack([layout.flatten(initial_weights(seed + k, units, forget_bias)) for k in range(members)])
+    return np.stack([layout.flatten(initial_weights(seed + k, layout, forget_bias)) for k in range(members)])
 
 
 # ---- the model file -----------------------------------------------------------------------------------------------
 
-# The layers a model file must have, each with the settings that make it this model: anything else is refused.
-LAYERS = [
-    ("InputLayer", {}),
-    ("LSTM", {"return_sequences": True, "activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True}),
-    ("Dense", {"units": 2, "activation": "softmax", "use_bias": True}),
-]
+DENSE_SETTINGS = {"units": 2, "activation": "softmax", "use_bias": True}
 
 
-def keras_config(units: int) -> dict:
+def keras_config(layout: Layout) -> dict:
     """The model as Keras 3 configures it (config.json): what Keras does not find here it takes from its defaults.
     The time axis is open, so a model trained at one length runs at any other."""
-    input_layer, (lstm, lstm_settings), (dense, dense_settings) = LAYERS
 
     def layer(class_name: str, name: str, settings: dict, inputs: int) -> dict:
         config = {"name": name, **settings}
@@ -146,10 +157,11 @@ def keras_config(units: int) -> dict:
         return {"module": "keras.layers", "class_name": class_name, "config": config, "build_config": build}
 
     bits = {"batch_shape": [None, None, 2], "dtype": "float32", "name": "bits"}
+    cell = layout.spec
     layers = [
-        {"module": "keras.layers", "class_name": input_layer[0], "config": bits},
-        layer(lstm, "lstm", {"units": units, **lstm_settings}, 2),
-        layer(dense, "dense", dense_settings, units),
+        {"module": "keras.layers", "class_name": "InputLayer", "config": bits},
+        layer(cell.keras_layer, cell.name, {"units": layout.units, **dict(cell.settings)}, 2),
+        layer("Dense", "dense", DENSE_SETTINGS, layout.units),
     ]
     return {
         "module": "keras",
@@ -159,25 +171,22 @@ def keras_config(units: int) -> dict:
     }
 
 
-# Where Keras keeps each layer's weights in model.weights.h5, and the name it records there: in the order Keras writes
-# them, with the weights (KERNEL, ...) each holds.
-WEIGHT_GROUPS = [
-    ("vars", "reference_model", ()),
-    ("layers/lstm/vars", "lstm", ()),
-    ("layers/lstm/cell/vars", "lstm_cell", (KERNEL, RECURRENT, BIAS)),
-    ("layers/dense/vars", "dense", (DENSE_KERNEL, DENSE_BIAS)),
-]
+def weight_groups(cell: str) -> list[tuple[str, str, tuple[int, ...]]]:
+    """Where Keras keeps each layer's weights in model.weights.h5 and the name it records there, in the order Keras
+    writes them, with the weights (KERNEL, ...) each holds, in `get_weights()` order."""
+    return [
+        ("vars", "reference_model", ()),
+        (f"layers/{cell}/vars", cell, ()),
+        (f"layers/{cell}/cell/vars", f"{cell}_cell", (KERNEL, RECURRENT, BIAS)),
+        ("layers/dense/vars", "dense", (DENSE_KERNEL, DENSE_BIAS)),
+    ]
 
 
-# Each weight's group and name in model.weights.h5, in `get_weights()` order (WEIGHT_GROUPS holds them in it).
-WEIGHT_PLACES = [(group, str(index)) for group, _, held in WEIGHT_GROUPS for index, _ in enumerate(held)]
-
-
-def weights_h5(weights: list[np.ndarray]) -> bytes:
+def weights_h5(weights: list[np.ndarray], cell: str) -> bytes:
     """model.weights.h5 as Keras writes it (h5py's defaults), byte for byte."""
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as file:
-        for path, name, held in WEIGHT_GROUPS:
+        for path, name, held in weight_groups(cell):
             group = file.create_group(path)
             group.attrs["name"] = name
             for index, weight in enumerate(held):
@@ -185,46 +194,52 @@ def weights_h5(weights: list[np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
-def save_model(weights: list[np.ndarray], path: Path = MODEL_FILE) -> None:
+def save_model(weights: list[np.ndarray], layout: Layout, path: Path = MODEL_FILE) -> None:
     """Write a model file that Keras opens (`keras.saving.load_model`), whose bytes depend on the weights alone: no
     date in the archive or its entries (1980-01-01, the ZIP format's epoch), so dvc.lock can pin it."""
-    units = len(weights[1])
-    Layout(units).flatten(weights)  # checks the shapes
+    layout.flatten(weights)  # checks the shapes
     entries = {
         "metadata.json": json.dumps({"keras_version": KERAS_VERSION}).encode(),
-        "config.json": json.dumps(keras_config(units)).encode(),
-        "model.weights.h5": weights_h5(weights),
+        "config.json": json.dumps(keras_config(layout)).encode(),
+        "model.weights.h5": weights_h5(weights, layout.cell),
     }
     with replaced_atomically(path) as tmp, zipfile.ZipFile(tmp, "w") as archive:
         for name, data in entries.items():
             archive.writestr(zipfile.ZipInfo(name), data)
 
 
-def load_model(path: Path = MODEL_FILE) -> list[np.ndarray]:
+def cell_of(layers: list[dict]) -> str | None:
+    """The cell of a model file's layers if they are this model's, Input -> cell -> Dense(2, softmax); else None."""
+    if len(layers) != 3 or layers[0]["class_name"] != "InputLayer":
+        return None
+    _, recurrent, dense = layers
+    for cell in CELLS.values():
+        if recurrent["class_name"] == cell.keras_layer and dict(cell.settings).items() <= recurrent["config"].items():
+            break
+    else:
+        return None
+    return cell.name if dense["class_name"] == "Dense" and DENSE_SETTINGS.items() <= dense["config"].items() else None
+
+
+def load_model(path: Path = MODEL_FILE) -> tuple[list[np.ndarray], Layout]:
     """The float32 weights of a model file of this model (written by `save_model` or by Keras), in `get_weights()`
-    order; no code from the file is run. Anything else is refused with the command that makes it anew."""
+    order, and its layout; no code from the file is run. Anything else is refused with the command that makes it
+    anew."""
     try:
         with zipfile.ZipFile(path) as saved:
-            layers = json.loads(saved.read("config.json"))["config"]["layers"]
+            cell = cell_of(json.loads(saved.read("config.json"))["config"]["layers"])
             weights_file = io.BytesIO(saved.read("model.weights.h5"))
-        ours = len(layers) == len(LAYERS) and all(
-            layer["class_name"] == class_name and settings.items() <= layer["config"].items()
-            for layer, (class_name, settings) in zip(layers, LAYERS, strict=True)
-        )
-        if ours:
+        if cell:
             with h5py.File(weights_file, "r") as file:
-                places = {
-                    weight: (path, str(index)) for path, _, held in WEIGHT_GROUPS for index, weight in enumerate(held)
-                }
-                weights = [
-                    np.asarray(file[path][index], np.float32) for path, index in (places[w] for w in sorted(places))
-                ]
+                held = [(group, index) for group, _, weights in weight_groups(cell) for index in range(len(weights))]
+                weights = [np.asarray(file[group][str(index)], np.float32) for group, index in held]
     except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as error:
         raise bad_input(path, f"cannot be loaded ({type(error).__name__}: {error})") from None
-    if not ours or weights[KERNEL].shape[0] != 2:
-        raise bad_input(path, "is not the model LSTM(units) -> Dense(2, softmax) on bit pairs")
+    if not cell or weights[KERNEL].shape[0] != 2:
+        raise bad_input(path, "is not the model, an LSTM, GRU or simple RNN -> Dense(2, softmax) on bit pairs")
+    layout = Layout(len(weights[RECURRENT]), cell)
     try:
-        Layout(len(weights[RECURRENT])).flatten(weights)
+        layout.flatten(weights)
     except ValueError as error:
         raise bad_input(path, f"cannot be loaded ({error})") from None
-    return weights
+    return weights, layout

@@ -71,11 +71,14 @@ FUSED_MAX_UNITS = 16
 class TrainParams(Params):
     # fused: the numba engine (parity_lstm/numerics), the default; keras: the TensorFlow population, its oracle.
     engine: Literal["fused", "keras"]
+    # The recurrent cell, with Keras' defaults (parity_lstm.model): lstm (the reference experiment's), gru, simple_rnn.
+    cell: Literal["lstm", "gru", "simple_rnn"]
     units: PositiveInt
     epochs: PositiveInt
     batch_size: PositiveInt
     learning_rate: PositiveFloat
-    # Initial bias of the LSTM's forget gate (Keras' default: 1). Higher: the cell holds its state from the start.
+    # Initial bias of an LSTM's forget gate (Keras' default: 1). Higher: the cell holds its state from the start. Other
+    # cells have no forget gate and take no notice of it.
     forget_bias: float
     seed: NonNegativeInt
     # Members trained together: member k starts from the initial weights of `seed + k`; the best one is kept.

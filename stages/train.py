@@ -1,5 +1,6 @@
-"""Stage `train`: a population of models (parity_lstm.model), LSTM(units, an output every step) -> Dense(2, softmax),
-fit on per-step parity; the member that does best on the validation set is saved as models/model.keras.
+"""Stage `train`: a population of models (parity_lstm.model), a recurrent cell (`train.cell`) of `train.units` units,
+an output every step, into Dense(2, softmax), fit on per-step parity; the member that does best on the validation set
+is saved as models/model.keras.
 
 input  [[1,0] [0,1] [1,0]]     bits 1 0 1, each as the pair [x, 1-x]
 target [[1,0] [1,0] [0,1]]     running parity 1 1 0, paired the same way
@@ -42,12 +43,12 @@ LOSS_DIGITS = 4
 class Validation:
     """Scores every member on the validation set: its final-step accuracy, the parity of the whole sequence."""
 
-    def __init__(self, bits: np.ndarray, parity: np.ndarray):
-        self.bits, self.odd = bits, parity[:, -1] == 1
+    def __init__(self, bits: np.ndarray, parity: np.ndarray, layout: Layout):
+        self.bits, self.odd, self.layout = bits, parity[:, -1] == 1, layout
 
     def accuracy(self, members: np.ndarray) -> np.ndarray:
         """Each member's (a flat row of `members`) final-step accuracy, (members,)."""
-        probability = probability_of_one(members, self.bits, final_only=True)[0]  # (rows, members)
+        probability = probability_of_one(members, self.bits, self.layout, final_only=True)[0]  # (rows, members)
         return (predicted_odd(probability) == self.odd[:, None]).mean(axis=0)
 
 
@@ -102,8 +103,9 @@ def train(
     """Fit a fresh population with `params.engine`, each step's loss times its factor, and pick its best member on
     the validation set; the same params and data give the same weights. After each epoch,
     `on_epoch(mean member loss, each member's validation accuracy)`."""
-    initial = initial_members(params.seed, params.population, params.units, params.forget_bias)
-    validation, by_epoch = Validation(val_bits, val_parity), []
+    layout = Layout(params.units, params.cell)
+    initial = initial_members(params.seed, params.population, layout, params.forget_bias)
+    validation, by_epoch = Validation(val_bits, val_parity, layout), []
 
     def end_of_epoch(loss: float, members: np.ndarray) -> bool:
         accuracy = validation.accuracy(members)
@@ -163,7 +165,8 @@ def main() -> None:
                 bits, parity, loss_factors, val_bits, val_parity, params, lambda *epoch: log_epoch(live, *epoch)
             )
             log_results(live, trained, params)  # written as Live ends
-        save_model(Layout(params.units).unflatten(trained.members[trained.selected]))
+        layout = Layout(params.units, params.cell)
+        save_model(layout.unflatten(trained.members[trained.selected]), layout)
     except KeyboardInterrupt:
         raise SystemExit("train: interrupted, no model written; `dvc repro` trains again") from None
 

@@ -68,8 +68,9 @@ def flip_flop_weights() -> list[np.ndarray]:
 def flip_flop_model():
     """The model as Keras builds it, with hand-set weights that compute parity exactly: a model that is known right."""
     from parity_lstm.engines.keras.oracle import keras_model
+    from parity_lstm.model import Layout
 
-    return keras_model(flip_flop_weights())
+    return keras_model(flip_flop_weights(), Layout(1))
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,15 @@ run it under OPENBLAS_CORETYPE and NUMBA_CPU_NAME variants and compare it with a
 
 import hashlib
 
-from parity_lstm.model import initial_weights
+from parity_lstm.model import CELLS, Layout, initial_weights
 
-CASES = [(seed, units, forget_bias) for seed in (0, 1, 2, 12345) for units in (1, 3, 16) for forget_bias in (1.0, 3.0)]
+CASES = [
+    (seed, Layout(units, cell), forget_bias)
+    for seed in (0, 1, 2, 12345)
+    for units in (1, 3, 16)
+    for cell in CELLS
+    for forget_bias in (1.0, 3.0)
+]
 
 
 def digest() -> str:

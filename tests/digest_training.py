@@ -17,11 +17,12 @@ MEMBERS, ROWS = 20, 128  # 2,560 lanes a batch: enough for two threads to share 
 
 
 def digest() -> str:
-    members = np.random.default_rng(0).normal(0, 0.5, (MEMBERS, Layout(1).size)).astype(np.float32)
+    layout = Layout(1)
+    members = np.random.default_rng(0).normal(0, 0.5, (MEMBERS, layout.size)).astype(np.float32)
     adam = Adam(members, 0.01)
     for seed in range(3):
-        adam.apply(gradients(members, *padded_batch(ROWS, 50, seed))[0])
-    probability = probability_of_one(members, padded_batch(1000, 60, 9)[0])
+        adam.apply(gradients(members, *padded_batch(ROWS, 50, seed), layout)[0])
+    probability = probability_of_one(members, padded_batch(1000, 60, 9)[0], layout)
     return hashlib.sha256(members.tobytes() + probability.tobytes()).hexdigest()
 
 

@@ -12,6 +12,7 @@ from tests.arrays import generated
 EASY_DATA = DataParams(seq_len=10, min_len=None, count=4000, val_count=500, test_count=1000, seed=1)
 EASY_TRAIN = TrainParams(
     engine="fused",
+    cell="lstm",
     units=2,
     epochs=8,
     batch_size=32,

@@ -9,7 +9,7 @@ import pytest
 
 from bench.harness import environment
 from bench.scratch_repo import checkout_environment, kernels_ready, make_scratch_repo, run
-from parity_lstm.model import save_model
+from parity_lstm.model import Layout, save_model
 from tests.conftest import flip_flop_weights
 
 
@@ -37,7 +37,7 @@ def predict(folder: Path, cache: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    save_model(flip_flop_weights(), tmp_path / "models/model.keras")
+    save_model(flip_flop_weights(), Layout(1), tmp_path / "models/model.keras")
     return tmp_path
 
 

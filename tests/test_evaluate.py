@@ -8,7 +8,7 @@ from parity_lstm.params import EvaluateParams
 from stages.evaluate import score, score_by_length
 from tests.conftest import flip_flop_weights
 
-FLIP_FLOP = TrainedModel(Layout(1).flatten(flip_flop_weights()))
+FLIP_FLOP = TrainedModel(Layout(1).flatten(flip_flop_weights()), Layout(1))
 
 
 def test_perfect_predictions_score_one():
@@ -82,7 +82,7 @@ def test_a_wrong_model_scores_badly_at_length():
     weights[3] = -weights[3]  # the readout inverted: every step wrong
     weights[4] = -weights[4]
     result = score_by_length(
-        TrainedModel(Layout(1).flatten(weights)).probability_of_one,
+        TrainedModel(Layout(1).flatten(weights), Layout(1)).probability_of_one,
         EvaluateParams(lengths=[100], sequences_per_length=20, seed=0),
     )
     assert result == {"100": {"final_step_accuracy": 0.0, "sequence_accuracy": 0.0}}

@@ -11,7 +11,7 @@ import pytest
 from parity_lstm.data import files
 from parity_lstm.data.encoding import PAD, running_parity
 from parity_lstm.data.files import load_bits, load_loss_factors, load_parity, row_writer
-from parity_lstm.model import save_model
+from parity_lstm.model import Layout, save_model
 from parity_lstm.numerics.forward import load_trained_model
 from tests.conftest import flip_flop_weights
 
@@ -66,7 +66,7 @@ def test_truncated_or_pickled_files_are_refused(tmp_path):
 
 def test_a_truncated_model_file_is_refused(tmp_path):
     path = tmp_path / "model.keras"
-    save_model(flip_flop_weights(), path)
+    save_model(flip_flop_weights(), Layout(1), path)
     load_trained_model(path)  # whole, it loads
     path.write_bytes(path.read_bytes()[:-100])  # an interrupted copy
     with pytest.raises(SystemExit, match=r"model.keras: cannot be loaded \(BadZipFile.*`dvc repro -f train`"):

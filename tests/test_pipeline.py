@@ -147,6 +147,7 @@ def test_default_params_are_the_reference_experiment():
     assert DataParams(**params["data"]).model_dump(include={"seq_len", "count"}) == {"seq_len": 50, "count": 100_000}
     reference = {
         "engine": "fused",
+        "cell": "lstm",
         "units": 1,
         "epochs": 10,
         "batch_size": 128,
@@ -286,10 +287,10 @@ def test_the_default_path_never_loads_tensorflow_or_keras(footprints: dict, comm
 def test_evaluate_scores_the_test_set(repo: Path):
     """A model that always says "even" is right on every step of a test set of zeros; on the validation set, random
     bits, it would be right about half the time."""
-    weights = initial_weights(0, units=1, forget_bias=1.0)
+    weights = initial_weights(0, Layout(1))
     weights[3][:] = 0  # the Dense kernel: the output ignores the state
     weights[4][:] = [0.0, 1.0]  # logits (odd, even): P(odd) = sigmoid(-1)
-    save_model(weights, repo / "models/model.keras")
+    save_model(weights, Layout(1), repo / "models/model.keras")
     zeros = np.zeros((TINY_PARAMS["data"]["test_count"], TINY_PARAMS["data"]["seq_len"]), np.uint8)
     np.save(repo / "data/test_bits.npy", zeros)
     np.save(repo / "data/test_parity.npy", zeros)  # the running parity of zeros

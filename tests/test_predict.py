@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.scratch_repo import REPO
-from parity_lstm.model import save_model
+from parity_lstm.model import Layout, save_model
 from stages.predict import MAX_BITS, parse_bits
 from tests.conftest import flip_flop_weights
 
@@ -48,7 +48,7 @@ def predict(folder: Path, *arguments: str, lines: str = "") -> subprocess.Comple
 @pytest.fixture
 def flip_flop_folder(tmp_path: Path) -> Path:
     """A folder whose models/model.keras is the flip-flop model, exactly right at any length."""
-    save_model(flip_flop_weights(), tmp_path / "models/model.keras")
+    save_model(flip_flop_weights(), Layout(1), tmp_path / "models/model.keras")
     return tmp_path
 
 

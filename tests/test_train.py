@@ -19,13 +19,13 @@ from tests.easy_fit import EASY_DATA, EASY_TRAIN, every_step, fit
 
 def test_member_k_starts_from_the_initial_weights_of_seed_plus_k_in_both_engines():
     params = EASY_TRAIN.model_copy(update={"population": 3, "seed": 5, "forget_bias": 2.0})
-    initial = initial_members(params.seed, params.population, params.units, params.forget_bias)
+    initial = initial_members(params.seed, params.population, Layout(params.units), params.forget_bias)
     model = build_population(params, initial)
     assert model.loss is population_loss and float(model.optimizer.learning_rate) == np.float32(0.01)
     for k in range(3):
         alone = initial_weights(
-            5 + k, units=2, forget_bias=2.0
-        )  # what a single run with train.seed = 5 + k starts from
+            5 + k, Layout(2), forget_bias=2.0
+        )  # what a lone run with train.seed = 5 + k starts from
         assert initial[k].tobytes() == Layout(2).flatten(alone).tobytes()
         for a, b in zip(model.layers[-1].member(k), alone, strict=True):
             np.testing.assert_array_equal(a, b)
@@ -34,12 +34,12 @@ def test_member_k_starts_from_the_initial_weights_of_seed_plus_k_in_both_engines
 
 def test_a_population_gives_each_member_the_outputs_of_its_model_alone():
     params = EASY_TRAIN.model_copy(update={"population": 3})
-    population = build_population(params, initial_members(params.seed, 3, params.units, params.forget_bias))
+    population = build_population(params, initial_members(params.seed, 3, Layout(params.units), params.forget_bias))
     inputs = one_hot_pairs(np.random.default_rng(0).integers(0, 2, (16, 30), dtype=np.uint8))
     together = keras.ops.softmax(population.predict(inputs, verbose=0), axis=-1)  # from each member's logits
     assert together.shape == (16, 30, 3, 2)
     for k in range(3):
-        alone = keras_model(population.layers[-1].member(k))
+        alone = keras_model(population.layers[-1].member(k), Layout(params.units))
         np.testing.assert_allclose(together[:, :, k], alone.predict(inputs, verbose=0), atol=1e-6)
 
 
@@ -51,8 +51,8 @@ def test_a_keras_engine_member_ends_with_the_weights_of_a_single_run_from_its_in
     bits, val_bits, _ = generated(data)
     parity, factors = running_parity(bits), every_step(bits)
     together = train(bits, parity, factors, val_bits, running_parity(val_bits), params)
-    start = initial_weights(params.seed + 1, params.units, params.forget_bias)
-    alone = keras_model(start)
+    start = initial_weights(params.seed + 1, Layout(params.units), params.forget_bias)
+    alone = keras_model(start, Layout(params.units))
     alone.compile(
         optimizer=keras.optimizers.Adam(params.learning_rate),
         loss="binary_crossentropy",
@@ -71,7 +71,7 @@ def test_short_training_learns_parity():
     trained = fit(EASY_TRAIN)
     assert trained.val_accuracy.shape == (EASY_TRAIN.epochs, 1) and trained.selected == 0
     _, _, test_bits = generated(EASY_DATA)
-    probability = TrainedModel(trained.members[0]).probability_of_one(test_bits).T
+    probability = TrainedModel(trained.members[0], Layout(EASY_TRAIN.units)).probability_of_one(test_bits).T
     metrics, _ = score(probability, running_parity(test_bits))
     assert metrics["final_step_accuracy"] > 0.95, metrics
     assert trained.val_accuracy[-1, 0] > 0.95
@@ -119,13 +119,13 @@ def test_selection_takes_the_best_validation_accuracy_and_the_lowest_member_of_e
 
 
 def test_validation_scores_each_member_as_its_keras_model_does():
-    members = initial_members(seed=0, members=3, units=1, forget_bias=1.0)
+    members = initial_members(seed=0, members=3, layout=Layout(1))
     members[1] = Layout(1).flatten(flip_flop_weights())
     _, val_bits, _ = generated(EASY_DATA)
     parity = running_parity(val_bits)
-    accuracy = Validation(val_bits, parity).accuracy(members)
+    accuracy = Validation(val_bits, parity, Layout(1)).accuracy(members)
     assert accuracy[1] == 1.0 and accuracy[0] < 1.0  # the flip-flop member is exactly right
     for k in range(3):
-        model = keras_model(Layout(1).unflatten(members[k]))
+        model = keras_model(Layout(1).unflatten(members[k]), Layout(1))
         keras_says_odd = model.predict(one_hot_pairs(val_bits), verbose=0)[:, -1, 0] > 0.5
         assert accuracy[k] == np.mean(keras_says_odd == (parity[:, -1] == 1))

@@ -12,6 +12,7 @@ TINY_PARAMS = {
     "targets": {"mode": "running", "weighting": "uniform"},
     "train": {
         "engine": "fused",
+        "cell": "lstm",
         "units": 1,
         "epochs": 1,
         "batch_size": 64,

@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from parity_lstm.data.batches import epoch_batches
 from parity_lstm.engines import EndOfEpoch, Interrupted, TrainingData
+from parity_lstm.model import Layout
 from parity_lstm.numerics.backprop import Adam, gradients
 from parity_lstm.params import TrainParams
 
@@ -23,7 +24,7 @@ def fit(
     at the end. After each epoch, `end_of_epoch(mean member loss, weights)` says whether to stop; `interrupted()`
     is asked after every batch."""
     members = np.array(initial, np.float32)
-    adam = Adam(members, params.learning_rate)
+    adam, layout = Adam(members, params.learning_rate), Layout(params.units, params.cell)
     rng = np.random.default_rng(params.seed)  # the batch order, the same for both engines
     batches = -(-len(data[0]) // params.batch_size)
     terminal = sys.stdout.isatty()
@@ -32,7 +33,7 @@ def fit(
         # A live bar on a terminal; in logs (dvc repro, CI) one line an epoch, below.
         with tqdm(total=batches, desc=f"Epoch {epoch}/{params.epochs}", unit="batch", disable=not terminal) as bar:
             for batch, arrays in enumerate(epoch_batches(*data, params.batch_size, rng), 1):
-                gradient, loss = gradients(members, *arrays)
+                gradient, loss = gradients(members, *arrays, layout)
                 adam.apply(gradient)
                 if interrupted():
                     raise KeyboardInterrupt

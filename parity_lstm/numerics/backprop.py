@@ -10,22 +10,26 @@ from functools import cache
 
 import numpy as np
 
-from parity_lstm.model import Layout, offsets
+from parity_lstm.model import Layout
 from parity_lstm.numerics.compiled import kernel
 from parity_lstm.numerics.forward import (
+    GRU,
     LANES,
+    LSTM,
     ONE,
     ZERO,
+    gru_step,
     in_chunks,
     inline,
     input_part,
     logits,
+    lstm_step,
     read_only,
     recurrent_part,
     sigmoid,
+    simple_rnn_step,
     start_chunk,
     step_bits,
-    unit_step,
 )
 
 # Keras' Adam defaults, which the reference experiment trains with.
@@ -46,25 +50,29 @@ def softplus(z, sigmoid_z):
 
 
 @cache
-def gradient_kernel(units: int):
-    """The training kernel for members of `units` units, built as `forward_kernel` is."""
-    kernel_x, recurrent, bias, dense, dense_bias, size = offsets(units)
-    gates = 4 * units
-    kernel_not_x = kernel_x + gates
-    # One lane buffer, its rows: the weights, their gradient, h @ recurrent kernel going forward and dloss/dz going
-    # back, the logits, dloss/dh and dloss/dc from the step after, the loss.
+def gradient_kernel(layout: Layout):
+    """The training kernel for members of this layout, built as `forward_kernel` is."""
+    spec = units, gates, bias_rows = layout.units, layout.spec.gates, layout.spec.bias_rows
+    kernel_x, recurrent, bias, dense, dense_bias, size = layout.offsets
+    width = gates * units
+    kernel_not_x = kernel_x + width
+    # One lane buffer a thread, its rows: the weights, their gradient; h @ recurrent kernel going forward, dloss by
+    # each gate row's input part (x @ kernel + bias) going back, and by its recurrent part, DR (a GRU's differ); the
+    # logits; dloss by h and (an LSTM's) by c from the step after, a GRU's dloss by h along z * h; the loss.
     GRADIENT = size
     DZ = 2 * size
-    OUT = DZ + gates
+    DR = DZ + width if gates == GRU else DZ
+    OUT = DZ + 2 * width
     DH_NEXT = OUT + 2
     DC_NEXT = DH_NEXT + units
-    LOSS = DC_NEXT + units
+    DIRECT = DC_NEXT + units
+    LOSS = DIRECT + units
     # A step's rows of the sequence buffer, seq[t + 1] for step t (seq[0]: the zero state before the first step):
-    # its bit, target, loss factor; gates i, f, c, o; tanh(c), c, h; dloss/dh from the output.
-    CODE, TARGET, FACTOR, GATES = 0, 1, 2, 3
-    TANH_C = GATES + gates
-    C = TANH_C + units
-    H = C + units
+    # its bit, target, loss factor; the cell's own (an LSTM's gates i, f, c, o, tanh(c), c; a GRU's z, r, candidate
+    # and the candidate's recurrent part); h; dloss/dh from the output.
+    CODE, TARGET, FACTOR, OWN = 0, 1, 2, 3
+    TANH_C, C = OWN + 4 * units, OWN + 5 * units  # an LSTM's
+    H = OWN + (6 * units if gates == LSTM else 4 * units if gates == GRU else 0)
     DH_OUT = H + units
 
     @kernel
@@ -87,14 +95,25 @@ def gradient_kernel(units: int):
             lane[GRADIENT:DZ], lane[LOSS] = ZERO, ZERO
             for t in range(steps):
                 now, before = seq[t + 1], seq[t]
-                recurrent_part(lane, units, before, H, DZ)
+                recurrent_part(lane, spec, before, H, DZ)
                 for u in range(units):
                     for j in range(LANES):
-                        i, f, g, o, c, tanh_c = unit_step(lane, units, u, j, now[CODE, j], DZ, before[C + u, j])
-                        now[GATES + u, j], now[GATES + units + u, j] = i, f
-                        now[GATES + 2 * units + u, j], now[GATES + 3 * units + u, j] = g, o
-                        now[TANH_C + u, j], now[C + u, j], now[H + u, j] = tanh_c, c, o * tanh_c
-                logits(lane, units, now, H, OUT)
+                        bit = now[CODE, j]
+                        if gates == LSTM:
+                            i, f, g, o, c, tanh_c = lstm_step(lane, spec, u, j, bit, DZ, before[C + u, j])
+                            now[OWN + u, j], now[OWN + units + u, j] = i, f
+                            now[OWN + 2 * units + u, j], now[OWN + 3 * units + u, j] = g, o
+                            now[TANH_C + u, j], now[C + u, j], now[H + u, j] = tanh_c, c, o * tanh_c
+                        elif gates == GRU:
+                            update, reset, candidate, recurrent_h, h = gru_step(
+                                lane, spec, u, j, bit, DZ, before[H + u, j]
+                            )
+                            now[OWN + u, j], now[OWN + units + u, j] = update, reset
+                            now[OWN + 2 * units + u, j], now[OWN + 3 * units + u, j] = candidate, recurrent_h
+                            now[H + u, j] = h
+                        else:
+                            now[H + u, j] = simple_rnn_step(lane, spec, u, j, bit, DZ)
+                logits(lane, spec, now, H, OUT)
                 for j in range(LANES):
                     y, factor, out0, out1 = now[TARGET, j], now[FACTOR, j], lane[OUT, j], lane[OUT + 1, j]
                     s0, s1 = sigmoid(out0), sigmoid(out1)
@@ -113,31 +132,52 @@ def gradient_kernel(units: int):
             for t in range(steps - 1, -1, -1):  # backpropagation through time
                 now, before = seq[t + 1], seq[t]
                 for u in range(units):
-                    i, f, g, o = GATES + u, GATES + units + u, GATES + 2 * units + u, GATES + 3 * units + u
                     for j in range(LANES):
-                        tanh_c = now[TANH_C + u, j]
                         dh = now[DH_OUT + u, j] + lane[DH_NEXT + u, j]
-                        dc = lane[DC_NEXT + u, j] + dh * now[o, j] * (ONE - tanh_c * tanh_c)
-                        lane[DC_NEXT + u, j] = dc * now[f, j]
-                        lane[DZ + u, j] = dc * now[g, j] * now[i, j] * (ONE - now[i, j])
-                        lane[DZ + units + u, j] = dc * before[C + u, j] * now[f, j] * (ONE - now[f, j])
-                        lane[DZ + 2 * units + u, j] = dc * now[i, j] * (ONE - now[g, j] * now[g, j])
-                        lane[DZ + 3 * units + u, j] = dh * tanh_c * now[o, j] * (ONE - now[o, j])
-                for q in range(gates):
+                        if gates == LSTM:
+                            i, f = now[OWN + u, j], now[OWN + units + u, j]
+                            g, o = now[OWN + 2 * units + u, j], now[OWN + 3 * units + u, j]
+                            tanh_c = now[TANH_C + u, j]
+                            dc = lane[DC_NEXT + u, j] + dh * o * (ONE - tanh_c * tanh_c)
+                            lane[DC_NEXT + u, j] = dc * f
+                            lane[DZ + u, j] = dc * g * i * (ONE - i)
+                            lane[DZ + units + u, j] = dc * before[C + u, j] * f * (ONE - f)
+                            lane[DZ + 2 * units + u, j] = dc * i * (ONE - g * g)
+                            lane[DZ + 3 * units + u, j] = dh * tanh_c * o * (ONE - o)
+                        elif gates == GRU:
+                            update, reset = now[OWN + u, j], now[OWN + units + u, j]
+                            candidate, recurrent_h = now[OWN + 2 * units + u, j], now[OWN + 3 * units + u, j]
+                            d_candidate = dh * (ONE - update) * (ONE - candidate * candidate)
+                            d_update = dh * (before[H + u, j] - candidate) * update * (ONE - update)
+                            d_reset = d_candidate * recurrent_h * reset * (ONE - reset)
+                            lane[DIRECT + u, j] = dh * update
+                            lane[DZ + u, j], lane[DZ + units + u, j] = d_update, d_reset
+                            lane[DZ + 2 * units + u, j] = d_candidate
+                            lane[DR + u, j], lane[DR + units + u, j] = d_update, d_reset
+                            lane[DR + 2 * units + u, j] = d_candidate * reset
+                        else:
+                            h = now[H + u, j]
+                            lane[DZ + u, j] = dh * (ONE - h * h)
+                for q in range(width):
                     for j in range(LANES):
                         dz, bit = lane[DZ + q, j], now[CODE, j]
                         lane[GRADIENT + kernel_x + q, j] += input_part(bit, dz, ZERO)
                         lane[GRADIENT + kernel_not_x + q, j] += input_part(bit, ZERO, dz)
                         lane[GRADIENT + bias + q, j] += dz
+                        if bias_rows == 2:  # a GRU's recurrent bias
+                            lane[GRADIENT + bias + width + q, j] += lane[DR + q, j]
                     for v in range(units):
                         for j in range(LANES):
-                            lane[GRADIENT + recurrent + v * gates + q, j] += lane[DZ + q, j] * before[H + v, j]
+                            lane[GRADIENT + recurrent + v * width + q, j] += lane[DR + q, j] * before[H + v, j]
                 for v in range(units):
                     for j in range(LANES):
-                        lane[DH_NEXT + v, j] = lane[recurrent + v * gates, j] * lane[DZ, j]
-                    for q in range(1, gates):
+                        lane[DH_NEXT + v, j] = lane[recurrent + v * width, j] * lane[DR, j]
+                    for q in range(1, width):
                         for j in range(LANES):
-                            lane[DH_NEXT + v, j] += lane[recurrent + v * gates + q, j] * lane[DZ + q, j]
+                            lane[DH_NEXT + v, j] += lane[recurrent + v * width + q, j] * lane[DR + q, j]
+                    if gates == GRU:
+                        for j in range(LANES):
+                            lane[DH_NEXT + v, j] += lane[DIRECT + v, j]
             for j in range(n):
                 lane_gradient[first_lane + j] = lane[GRADIENT:DZ, j]
                 lane_loss[first_lane + j] = lane[LOSS, j]
@@ -171,17 +211,15 @@ def adam_update(members, gradient, m, v, alpha):
 
 
 def gradients(
-    members: np.ndarray, bits: np.ndarray, parity: np.ndarray, loss_factors: np.ndarray
+    members: np.ndarray, bits: np.ndarray, parity: np.ndarray, loss_factors: np.ndarray, layout: Layout
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each member's gradient (members, size) and loss (members,) on one batch."""
     members, loss_factors = read_only(members, np.float32), read_only(loss_factors, np.float32)
     bits, parity = read_only(bits, np.uint8), read_only(parity, np.uint8)
     (count, size), (rows, steps) = members.shape, bits.shape
-    layout = Layout.of(size)
     scale = np.float32(0.5 / (rows * steps))  # the two slots' mean, then Keras' "sum over batch size"
     lane_gradient, lane_loss = np.empty((rows * count, size), np.float32), np.empty(rows * count, np.float32)
-
-    gradient_chunks = gradient_kernel(layout.units)
+    gradient_chunks = gradient_kernel(layout)
 
     def run(first: int, last: int) -> None:
         gradient_chunks(members, bits, parity, loss_factors, scale, first, last, lane_gradient, lane_loss)
@@ -209,7 +247,7 @@ class Adam:
         adam_update(self.members, gradient, self.m, self.v, alpha)
 
 
-def compile_all() -> None:
-    """Compile (or load) the training kernels, as training calls them."""
-    members, bits = np.zeros((1, Layout(1).size), np.float32), np.zeros((1, 1), np.uint8)
-    Adam(members, 0.1).apply(gradients(members, bits, bits, np.ones((1, 1), np.float32))[0])
+def compile_all(layout: Layout) -> None:
+    """Compile (or load) the training kernels of `layout`, as training calls them."""
+    members, bits = np.zeros((1, layout.size), np.float32), np.zeros((1, 1), np.uint8)
+    Adam(members, 0.1).apply(gradients(members, bits, bits, np.ones((1, 1), np.float32), layout)[0])

@@ -22,7 +22,7 @@ import numba
 import numpy as np
 
 from parity_lstm.data.encoding import PAD
-from parity_lstm.model import MODEL_FILE, RECURRENT, Layout, load_model, offsets
+from parity_lstm.model import CELLS, MODEL_FILE, Layout, load_model, offsets
 from parity_lstm.numerics.compiled import OPTIONS, kernel
 
 # Lanes run together: their per-step buffers stay in the core's caches.
@@ -48,6 +48,8 @@ B0, B2, B4, B6 = (
     F32(1.19825839466702e-06),
 )
 
+# The cells, told apart in the kernels by their gate rows a unit.
+LSTM, GRU, SIMPLE_RNN = (CELLS[name].gates for name in ("lstm", "gru", "simple_rnn"))
 # Helpers the kernels call: numba compiles them into each kernel.
 inline = numba.njit(inline="always", **OPTIONS)
 # The layout's offsets, the very function parity_lstm.model computes them with. Each kernel is built for one number of
@@ -100,23 +102,38 @@ def input_part(bit, kernel_x, kernel_not_x):
 
 
 @inline
-def recurrent_part(lane, units, states, h, z):
-    """h @ recurrent kernel into lane rows z.. z + 4u, the hidden states in rows h.. h + u of `states` (the lane
-    buffer, or a step's rows of training's sequence buffer): a pass over the lanes per weight, each vectorised."""
-    recurrent, gates = row_offsets(units)[RECURRENT], 4 * units
-    for q in range(gates):
+def recurrent_part(lane, spec, states, h, z):
+    """h @ recurrent kernel (a GRU's: + its recurrent bias) into lane rows z.. z + gu, the hidden states in rows
+    h.. h + u of `states` (the lane buffer, or a step's rows of training's sequence buffer): a pass over the lanes
+    per weight, each vectorised. `spec` is (units, gate rows a unit, bias rows), constants of the kernel."""
+    units, gates, bias_rows = spec
+    _, recurrent, bias, _, _, _ = row_offsets(units, gates, bias_rows)
+    width = gates * units
+    for q in range(width):
         for j in range(LANES):
             lane[z + q, j] = lane[recurrent + q, j] * states[h, j]
         for v in range(1, units):
             for j in range(LANES):
-                lane[z + q, j] += lane[recurrent + v * gates + q, j] * states[h + v, j]
+                lane[z + q, j] += lane[recurrent + v * width + q, j] * states[h + v, j]
+        if bias_rows == 2:
+            for j in range(LANES):
+                lane[z + q, j] += lane[bias + width + q, j]
 
 
 @inline
-def unit_step(lane, units, u, j, bit, z, c_before):
+def x_part(lane, spec, q, j, bit):
+    """Gate row q's x @ kernel + bias (a GRU's input bias) in lane j."""
+    units, gates, bias_rows = spec
+    kernel_x, _, bias, _, _, _ = row_offsets(units, gates, bias_rows)
+    return input_part(bit, lane[kernel_x + q, j], lane[kernel_x + gates * units + q, j]) + lane[bias + q, j]
+
+
+@inline
+def lstm_step(lane, spec, u, j, bit, z, c_before):
     """Unit u's LSTM step in lane j, as Keras' LSTMCell: x @ kernel + h @ recurrent kernel (in rows z..) + bias,
     gates i, f, c, o; returns the gates, the new cell state and its tanh."""
-    kernel_x, _, bias, _, _, _ = row_offsets(units)
+    units, gates, bias_rows = spec
+    kernel_x, _, bias, _, _, _ = row_offsets(units, gates, bias_rows)
     kernel_not_x = kernel_x + 4 * units
     i, f, g, o = u, units + u, 2 * units + u, 3 * units + u
     zi = input_part(bit, lane[kernel_x + i, j], lane[kernel_not_x + i, j]) + lane[z + i, j] + lane[bias + i, j]
@@ -129,9 +146,29 @@ def unit_step(lane, units, u, j, bit, z, c_before):
 
 
 @inline
-def logits(lane, units, states, h, out):
+def gru_step(lane, spec, u, j, bit, z, h_before):
+    """Unit u's GRU step in lane j, as Keras' GRUCell with reset_after: gates z, r from x @ kernel + input bias and
+    h @ recurrent kernel + recurrent bias (in rows z..); returns z, r, the candidate, the candidate's recurrent
+    part, and the new state."""
+    units = spec[0]
+    update, reset, recurrent_h = z + u, z + units + u, lane[z + 2 * units + u, j]
+    update_gate = sigmoid(x_part(lane, spec, u, j, bit) + lane[update, j])
+    reset_gate = sigmoid(x_part(lane, spec, units + u, j, bit) + lane[reset, j])
+    candidate = tanh(x_part(lane, spec, 2 * units + u, j, bit) + reset_gate * recurrent_h)
+    return update_gate, reset_gate, candidate, recurrent_h, update_gate * h_before + (ONE - update_gate) * candidate
+
+
+@inline
+def simple_rnn_step(lane, spec, u, j, bit, z):
+    """Unit u's step in lane j, as Keras' SimpleRNNCell: tanh((x @ kernel + bias) + h @ recurrent kernel)."""
+    return tanh(x_part(lane, spec, u, j, bit) + lane[z + u, j])
+
+
+@inline
+def logits(lane, spec, states, h, out):
     """Dense(2) of the hidden states in rows h.. h + u of `states`: h @ kernel + bias, into lane rows out, out + 1."""
-    _, _, _, dense, dense_bias, _ = row_offsets(units)
+    units, gates, bias_rows = spec
+    _, _, _, dense, dense_bias, _ = row_offsets(units, gates, bias_rows)
     for slot in range(2):
         for j in range(LANES):
             lane[out + slot, j] = states[h, j] * lane[dense + slot, j]
@@ -143,23 +180,25 @@ def logits(lane, units, states, h, out):
 
 
 @cache
-def forward_kernel(units: int):
-    """The forward kernel for members of `units` units."""
+def forward_kernel(layout: Layout):
+    """The forward kernel for members of this layout: its cell and units are constants of the kernel."""
+    spec = units, gates, _ = layout.units, layout.spec.gates, layout.spec.bias_rows
+    size = layout.size
+    # One buffer a thread, its rows: the weights, h @ recurrent kernel, h and c (an LSTM's) of even steps, of odd
+    # ones, the logits, the step's bits.
+    Z = size
+    STATES = Z + gates * units
+    OUT = STATES + 4 * units
+    CODE = OUT + 2
 
     @kernel
-    def forward_chunks(members, bits, first, last, final_only, probability, hidden, cell):
+    def forward_chunks(members, bits, first, last, final_only, probability, hidden, cells):
         """Chunks [first, last) of `bits` (rows, steps): the probability of parity 1 (softmax slot 0) after each
-        step, into probability (steps or 1, lanes); the states too into hidden and cell (steps, units, lanes) unless
-        they are empty. Lane g is member g // rows, row g % rows: a chunk's lanes read neighbouring rows."""
-        size = row_offsets(units)[-1]
+        step, into probability (steps or 1, lanes); the states too into hidden and cells (steps, units, lanes) unless
+        they are empty (cells: an LSTM's cell state, other cells' hidden state). Lane g is member g // rows, row
+        g % rows: a chunk's lanes read neighbouring rows."""
         rows, steps = bits.shape
         keep_states = hidden.shape[0] > 0
-        # One buffer, its rows: the weights, h @ recurrent kernel, h and c of even steps, of odd ones, the logits,
-        # the step's bits.
-        Z = size
-        STATES = Z + 4 * units
-        OUT = STATES + 4 * units
-        CODE = OUT + 2
         lane = np.empty((CODE + 1, LANES), np.float32)
         rows_of = np.empty(LANES, np.int64)
         for chunk in range(first, last):
@@ -168,20 +207,27 @@ def forward_kernel(units: int):
             for t in range(steps):
                 now, before = STATES + 2 * units * (t % 2), STATES + 2 * units * (1 - t % 2)  # h rows, c rows after
                 step_bits(bits, rows_of, t, lane[CODE])
-                recurrent_part(lane, units, lane, before, Z)
+                recurrent_part(lane, spec, lane, before, Z)
                 for u in range(units):
                     for j in range(LANES):
-                        c_before = lane[before + units + u, j]
-                        _, _, _, o, c, tanh_c = unit_step(lane, units, u, j, lane[CODE, j], Z, c_before)
-                        lane[now + units + u, j], lane[now + u, j] = c, o * tanh_c
+                        bit = lane[CODE, j]
+                        if gates == LSTM:
+                            c_before = lane[before + units + u, j]
+                            _, _, _, o, c, tanh_c = lstm_step(lane, spec, u, j, bit, Z, c_before)
+                            lane[now + units + u, j], lane[now + u, j] = c, o * tanh_c
+                        elif gates == GRU:
+                            lane[now + u, j] = gru_step(lane, spec, u, j, bit, Z, lane[before + u, j])[-1]
+                        else:
+                            lane[now + u, j] = simple_rnn_step(lane, spec, u, j, bit, Z)
                 if keep_states:
+                    cell_row = now + units if gates == LSTM else now
                     for u in range(units):
                         for j in range(n):
                             hidden[t, u, first_lane + j] = lane[now + u, j]
-                            cell[t, u, first_lane + j] = lane[now + units + u, j]
+                            cells[t, u, first_lane + j] = lane[cell_row + u, j]
                 if final_only and t < steps - 1:
                     continue
-                logits(lane, units, lane, now, OUT)
+                logits(lane, spec, lane, now, OUT)
                 row = 0 if final_only else t
                 for j in range(n):  # softmax slot 0 of two logits: the sigmoid of their difference
                     probability[row, first_lane + j] = sigmoid(lane[OUT, j] - lane[OUT + 1, j])
@@ -219,15 +265,13 @@ def read_only(array: np.ndarray, dtype) -> np.ndarray:
     return array
 
 
-def probability_of_one(members: np.ndarray, bits: np.ndarray, final_only: bool = False) -> np.ndarray:
+def probability_of_one(members: np.ndarray, bits: np.ndarray, layout: Layout, final_only: bool = False) -> np.ndarray:
     """Every member's probability of parity 1 after each step (or the last only): (steps or 1, rows, members)."""
     members, bits = read_only(members, np.float32), read_only(bits, np.uint8)
     count, (rows, steps) = len(members), bits.shape
-    layout = Layout.of(members.shape[1])
     probability = np.empty((1 if final_only else steps, count * rows), np.float32)
     none = np.empty((0, 0, 0), np.float32)
-
-    forward_chunks = forward_kernel(layout.units)
+    forward_chunks = forward_kernel(layout)
 
     def run(first: int, last: int) -> None:
         forward_chunks(members, bits, first, last, final_only, probability, none, none)
@@ -236,21 +280,20 @@ def probability_of_one(members: np.ndarray, bits: np.ndarray, final_only: bool =
     return probability.reshape(-1, count, rows).transpose(0, 2, 1)
 
 
-def states(weights: np.ndarray, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One member's (a flat row) hidden and cell states after each step: each (rows, steps, units)."""
+def states(weights: np.ndarray, bits: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """One member's (a flat row) hidden states and cell states after each step, each (rows, steps, units); cells with
+    no cell state of their own (GRU, simple RNN) give their hidden state for both."""
     members, bits = read_only(weights[None], np.float32), read_only(bits, np.uint8)
     rows, steps = bits.shape
-    layout = Layout.of(len(weights))
-    hidden, cell = np.empty((2, steps, layout.units, rows), np.float32)
+    hidden, cells = np.empty((2, steps, layout.units, rows), np.float32)
     probability = np.empty((steps, rows), np.float32)
-
-    forward_chunks = forward_kernel(layout.units)
+    forward_chunks = forward_kernel(layout)
 
     def run(first: int, last: int) -> None:
-        forward_chunks(members, bits, first, last, False, probability, hidden, cell)
+        forward_chunks(members, bits, first, last, False, probability, hidden, cells)
 
     in_chunks(run, rows)
-    return hidden.transpose(2, 0, 1), cell.transpose(2, 0, 1)
+    return hidden.transpose(2, 0, 1), cells.transpose(2, 0, 1)
 
 
 def predicted_odd(probability: np.ndarray) -> np.ndarray:
@@ -263,24 +306,25 @@ class TrainedModel:
     """A trained model, run by this forward pass: what `evaluate` scores and `predict` answers with. No TensorFlow,
     whose import alone takes seconds; equal to Keras on TensorFlow to 1e-6 (tested)."""
 
-    weights: np.ndarray  # a flat row (parity_lstm.model.Layout)
+    weights: np.ndarray  # a flat row
+    layout: Layout
 
     def probability_of_one(self, bits: np.ndarray) -> np.ndarray:
         """The softmax's slot 0, the probability of parity 1, after each step of `bits` (count, steps) of any
         length, PAD in front of short ones: step-major, (steps, count)."""
-        return probability_of_one(self.weights[None], bits)[:, :, 0]
+        return probability_of_one(self.weights[None], bits, self.layout)[:, :, 0]
 
     def states(self, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Hidden and cell state after each step of `bits` (count, steps): each (count, steps, units)."""
-        return states(self.weights, bits)
+        return states(self.weights, bits, self.layout)
 
 
 def load_trained_model(path: Path = MODEL_FILE) -> TrainedModel:
     """The model file's weights, ready to score; no code from the file is run."""
-    weights = load_model(path)
-    return TrainedModel(Layout(len(weights[1])).flatten(weights))
+    weights, layout = load_model(path)
+    return TrainedModel(layout.flatten(weights), layout)
 
 
-def compile_all() -> None:
-    """Compile (or load) the forward kernel, as its callers call it."""
-    probability_of_one(np.zeros((1, Layout(1).size), np.float32), np.zeros((1, 1), np.uint8))
+def compile_all(layout: Layout) -> None:
+    """Compile (or load) the forward kernel of `layout`, as its callers call it."""
+    probability_of_one(np.zeros((1, layout.size), np.float32), np.zeros((1, 1), np.uint8), layout)

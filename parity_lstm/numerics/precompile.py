@@ -7,17 +7,22 @@ import json
 import sys
 import time
 
+from parity_lstm.model import Layout
 from parity_lstm.numerics import backprop, forward
 from parity_lstm.numerics.compiled import cache_folder
 
+DEFAULT = Layout(1)  # the reference experiment's one-unit LSTM
+
 
 def compile_all() -> dict:
-    """Every kernel ready for the default one-unit members: the seconds it took (imports included), the kernels
-    loaded from the cache and those compiled."""
+    """Every kernel ready for DEFAULT members: the seconds it took (imports included), the kernels loaded from the
+    cache and those compiled."""
     started = time.perf_counter()
-    forward.compile_all()
-    backprop.compile_all()
-    kernels = [forward.forward_kernel(1), backprop.gradient_kernel(1), backprop.member_sums, backprop.adam_update]
+    forward.compile_all(DEFAULT)
+    backprop.compile_all(DEFAULT)
+    kernels = [
+        forward.forward_kernel(DEFAULT), backprop.gradient_kernel(DEFAULT), backprop.member_sums, backprop.adam_update
+    ]  # fmt: skip
     loaded = [kernel.__name__ for kernel in kernels if sum(kernel.stats.cache_hits.values())]
     return {
         "seconds": time.perf_counter() - started,

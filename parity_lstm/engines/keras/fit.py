@@ -11,7 +11,6 @@ from parity_lstm.engines import EndOfEpoch, Interrupted, TrainingData
 from parity_lstm.engines.keras.batches import shuffled_batches
 from parity_lstm.engines.keras.population import Population, population_loss
 from parity_lstm.engines.keras.xla import set_training_options
-from parity_lstm.model import Layout
 from parity_lstm.params import TrainParams
 
 # Batches per call into the compiled training loop: a whole default epoch, so Python runs once an epoch.
@@ -21,10 +20,9 @@ STEPS_PER_EXECUTION = 1024
 def build_population(params: TrainParams, initial: np.ndarray) -> keras.Model:
     """`params.population` models as one compiled Keras model; member k starts from `initial[k]`, a flat row."""
     inputs = keras.Input((None, 2))
-    population = Population(params.population, params.units)
+    population = Population(params.population, params.units, params.cell)
     model = keras.Model(inputs, population(inputs))
-    layout = Layout(params.units)
-    population.set_members([layout.unflatten(row) for row in initial])
+    population.set_members([population.layout.unflatten(row) for row in initial])
     model.compile(
         optimizer=keras.optimizers.Adam(params.learning_rate),
         loss=population_loss,  # the sum of the members' losses: each member's gradient is its own
@@ -38,8 +36,7 @@ def build_population(params: TrainParams, initial: np.ndarray) -> keras.Model:
 
 def members(population: Population) -> np.ndarray:
     """The population's weights, a member a flat row."""
-    layout = Layout(population.units)
-    return np.stack([layout.flatten(population.member(k)) for k in range(population.members)])
+    return np.stack([population.layout.flatten(population.member(k)) for k in range(population.members)])
 
 
 class EpochEnd(keras.callbacks.Callback):

@@ -7,19 +7,13 @@ import numpy as np
 from parity_lstm.model import Layout, initial_weights, keras_config
 
 
-def keras_model(weights: list[np.ndarray]) -> keras.Model:
+def keras_model(weights: list[np.ndarray], layout: Layout) -> keras.Model:
     """The model with these weights (`get_weights()` order), as `keras.saving.load_model` builds it from a file."""
-    model = keras.saving.deserialize_keras_object(keras_config(len(weights[1])))
+    model = keras.saving.deserialize_keras_object(keras_config(layout))
     model.set_weights(weights)
     return model
 
 
-def reference_model(units: int, seed: int = 0, forget_bias: float = 1.0) -> keras.Model:
+def reference_model(layout: Layout, seed: int = 0, forget_bias: float = 1.0) -> keras.Model:
     """The model with the initial weights of `seed`."""
-    return keras_model(initial_weights(seed, units, forget_bias))
-
-
-def flat(model: keras.Model) -> np.ndarray:
-    """A Keras model's weights as a member's flat row."""
-    weights = model.get_weights()
-    return Layout(len(weights[1])).flatten(weights)
+    return keras_model(initial_weights(seed, layout, forget_bias), layout)

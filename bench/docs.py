@@ -1,0 +1,130 @@
+"""Render every measured figure in README.md and docs/ from the stored results: bench/results/<part>.json (each with
+its stamp) and the committed run's metrics/. The hook for authors: change the code, re-run the part (`python -m
+bench --parts <part>`), render (`python -m bench.docs`); never edit a figure by hand. tests/test_docs.py fails when a
+page is not what the results render, when a stored result has no stamp, or when prose holds a figure with no source.
+
+Markers in the pages:
+
+    <!-- generated PART -->                 a part's table, rendered with its command and stamp, up to
+    <!-- end -->
+    <!-- figure NAME -->1.0<!-- /figure -->    one figure inside a sentence, FIGURES[NAME]
+    <!-- quote -->under 2 minutes<!-- /quote -->   a figure from elsewhere (a paper, the reference program's claims)
+
+    python -m bench.docs             render in place
+    python -m bench.docs --check     name the sections that differ from what the results render; exit 1 if any
+"""
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.harness import RESULTS
+from bench.scratch_repo import REPO
+
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+GENERATED = re.compile(r"(<!-- generated (?P<name>[\w.]+) -->\n)(?P<body>.*?)(\n<!-- end -->)", re.S)
+FIGURE = re.compile(r"(<!-- figure (?P<name>[\w.]+) -->)(?P<body>.*?)(<!-- /figure -->)", re.S)
+QUOTE = re.compile(r"<!-- quote -->.*?<!-- /quote -->", re.S)
+# What a stamp must hold for a result to name its code, date and machine.
+STAMP_KEYS = ("commit", "date", "cpu_model", "cores", "load_average_before", "load_average_after", "engine", "threads")
+
+
+def stored(part: str) -> dict:
+    return json.loads((RESULTS / f"{part}.json").read_text())
+
+
+def source_line(part: str, result: dict) -> str:
+    """Where a table comes from: its command, its file, the commit, date and machine it was measured on."""
+    stamp = result["stamp"]
+    commit = stamp["commit"][:7] + (" with uncommitted changes" if stamp.get("uncommitted_changes") else "")
+    load = "{:.2f}".format(stamp["load_average_before"][0]), "{:.2f}".format(stamp["load_average_after"][0])
+    return (
+        f"`{stamp['command']}` · `bench/results/{part}.json` · commit `{commit}` · {stamp['date'][:10]} · "
+        f"{stamp['cpu_model']}, {stamp['cores']} cores · load {load[0]} before, {load[1]} after"
+    )
+
+
+def section(part: str) -> str:
+    """A part's stored table, then where it comes from."""
+    result = stored(part)
+    return f"{result['table']}\n\n{source_line(part, result)}"
+
+
+def metric(path: str, *keys: str, digits: int = 4) -> Callable[[], str]:
+    """A figure of the committed run's metrics (`dvc repro` writes them, git keeps them)."""
+
+    def figure() -> str:
+        value = json.loads((REPO / path).read_text())
+        for key in keys:
+            value = value[key]
+        return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+    return figure
+
+
+FIGURES: dict[str, Callable[[], str]] = {
+    "final_step_accuracy": metric("metrics/evaluate.json", "final_step_accuracy"),
+    "sequence_accuracy": metric("metrics/evaluate.json", "sequence_accuracy"),
+    "mean_final_confidence": metric("metrics/evaluate.json", "mean_final_confidence"),
+    "final_step_accuracy_at_10000": metric("metrics/evaluate.json", "by_length", "10000", "final_step_accuracy"),
+    "converged_epoch": metric("metrics/train/metrics.json", "converged_epoch"),
+}
+
+
+def rendered(text: str) -> str:
+    """A page with every generated section and figure rendered from the stored results."""
+    text = GENERATED.sub(lambda match: match[1] + section(match["name"]) + match[4], text)
+    return FIGURE.sub(lambda match: match[1] + FIGURES[match["name"]]() + match[4], text)
+
+
+def differences(path: Path) -> list[str]:
+    """The sections and figures of a page that differ from what the stored results render."""
+    text, fresh = path.read_text(), rendered(path.read_text())
+    ours = [match["name"] for pattern in (GENERATED, FIGURE) for match in pattern.finditer(text)]
+    theirs = [match["body"] for pattern in (GENERATED, FIGURE) for match in pattern.finditer(fresh)]
+    mine = [match["body"] for pattern in (GENERATED, FIGURE) for match in pattern.finditer(text)]
+    return [name for name, old, new in zip(ours, mine, theirs, strict=True) if old != new]
+
+
+# A figure as measurements are written: a decimal, a number with a unit of time, size or ratio, a percentage, a count
+# out of a count. Settings and sizes that are not measured (`train.epochs: 10`, seeds 0-99) are plain integers or code.
+MEASURED = re.compile(
+    r"(?<![\w.])\d[\d,]*(?:\.\d+)?\s?(?:%|x|s|ms|min|MiB|GiB|MB|GB|words)(?![\w])"
+    r"|(?<![\w.])\d[\d,]*\.\d+(?![\w.])"
+    r"|(?<![\w./])\d+/\d+(?![\w/])"
+)
+
+
+def prose(text: str) -> str:
+    """A page less what may hold figures: generated sections, figures, quotes, code, blockquotes, links' targets."""
+    for pattern in (GENERATED, FIGURE, QUOTE, re.compile(r"```.*?```", re.S), re.compile(r"`[^`\n]*`")):
+        text = pattern.sub(" ", text)
+    text = re.sub(r"\]\([^)]*\)", "]", text)  # a link's target
+    text = re.sub(r"<!--.*?-->", " ", text, flags=re.S)
+    return "\n".join(line for line in text.splitlines() if not line.startswith(">"))
+
+
+def unsourced_figures(path: Path) -> list[str]:
+    """Figures in a page's prose with no stored source: each must be generated, or marked as a quote."""
+    return MEASURED.findall(prose(path.read_text()))
+
+
+def main(arguments: list[str]) -> None:
+    if arguments == ["--check"]:
+        stale = {str(path.relative_to(REPO)): names for path in PAGES if (names := differences(path))}
+        for page, names in stale.items():
+            print(f"{page}: {', '.join(names)} differ from the stored results; run `python -m bench.docs`")
+        raise SystemExit(1 if stale else 0)
+    if arguments:
+        raise SystemExit("usage: python -m bench.docs [--check]")
+    for path in PAGES:
+        text = path.read_text()
+        if (fresh := rendered(text)) != text:
+            path.write_text(fresh)
+            print(f"rendered {path.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
