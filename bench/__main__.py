@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench import (
     airflow_dags,
+    cells,
     confirmation,
     members,
     population,
@@ -24,7 +25,6 @@ from bench import (
     speed,
     streaming,
     suite,
-    variants,
 )
 from bench.harness import RESULTS, stamp, store
 
@@ -38,7 +38,7 @@ PARTS = {
     "airflow": lambda scratch, args, keep: airflow_dags.measure(scratch),
     "members": lambda scratch, args, keep: members.measure(scratch),
     "reproducibility": lambda scratch, args, keep: reproducibility.measure(scratch),
-    "variants": lambda scratch, args, keep: variants.measure(scratch),
+    "cells": lambda scratch, args, keep: cells.measure(scratch),
     "confirmation": lambda scratch, args, keep: confirmation.measure(scratch, list(args.seeds), keep),
     "suite": lambda scratch, args, keep: suite.measure(scratch, args.revs),
 }

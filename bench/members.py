@@ -7,11 +7,13 @@ engines for at least AGREEMENT of them.
     python -m bench --parts members
 """
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from bench.harness import default_data, training_environment
+from bench.scratch_repo import REPO
 from parity_lstm.data.encoding import running_parity
 from parity_lstm.model import Layout
 from parity_lstm.params import TrainParams
@@ -20,6 +22,8 @@ from stages.train import CONVERGED, Validation, train
 
 MEMBERS = 100
 AGREEMENT = 98
+# The last commit whose initial weights Keras drew: its stored result is the rate beside which this one stands.
+KERAS_WEIGHTS_REV = "cc7933d"
 # Fresh sequences far longer than training's, from a seed of their own: no stage draws this stream.
 FRESH_LENGTH, FRESH_SEQUENCES, FRESH_STREAM = 10_000, 1_000, 987_654
 
@@ -44,6 +48,8 @@ def measure(scratch: Path) -> dict:
                 .tolist(),
             }
     figures = {engine: member_figures(**runs) for engine, runs in members.items()}
+    # The same seeds from the initial weights Keras drew (keras.utils.set_random_seed), as stored at KERAS_WEIGHTS_REV.
+    before = json.loads(run(REPO, "git", "show", f"{KERAS_WEIGHTS_REV}:bench/results/members.json", stderr=False))
     fused, keras = (np.array(members[engine]["validation"]) >= CONVERGED for engine in ("fused", "keras"))
     differ = np.flatnonzero(fused != keras).tolist()
     lines = [
@@ -53,10 +59,14 @@ def measure(scratch: Path) -> dict:
         f"{HOLDS} at length {FRESH_LENGTH} | do not | validation 1.0 among those that hold | among those that do not |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for engine, f in figures.items():
+    rows = [(f"`{engine}`", f) for engine, f in figures.items()]
+    rows += [
+        (f"`{engine}`, Keras' initial weights (`{KERAS_WEIGHTS_REV}`)", f) for engine, f in before["figures"].items()
+    ]
+    for label, f in rows:
         low, high = wilson(f["converged"], MEMBERS)
         lines.append(
-            f"| `{engine}` | {f['converged']}/{MEMBERS} | {low:.2f}-{high:.2f} | {f['converged_and_hold']} | "
+            f"| {label} | {f['converged']}/{MEMBERS} | {low:.2f}-{high:.2f} | {f['converged_and_hold']} | "
             f"{f['converged_not_hold']} | {f['hold_at_validation_1']} | {f['not_hold_at_validation_1']} |"
         )
     lines.append(
@@ -65,6 +75,7 @@ def measure(scratch: Path) -> dict:
     )
     return {
         "figures": figures,
+        "keras_initial_weights": {"rev": KERAS_WEIGHTS_REV, "figures": before["figures"]},
         "members": members,
         "agree": MEMBERS - len(differ),
         "differ": differ,
