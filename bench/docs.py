@@ -16,12 +16,14 @@ Markers in the pages:
 
 import json
 import re
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from bench.harness import RESULTS
 from bench.scratch_repo import REPO
+from stages.convergence import wilson
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 GENERATED = re.compile(r"(<!-- generated (?P<name>[\w.]+) -->\n)(?P<body>.*?)(\n<!-- end -->)", re.S)
@@ -46,10 +48,150 @@ def source_line(part: str, result: dict) -> str:
     )
 
 
-def section(part: str) -> str:
-    """A part's stored table, then where it comes from."""
+def median(values) -> float:
+    return statistics.median(values)
+
+
+def dig(result: dict, *keys: str):
+    for key in keys:
+        result = result[key]
+    return result
+
+
+def rate(successes: int, trials: int) -> str:
+    low, high = wilson(successes, trials)
+    return f"{successes}/{trials} ({low:.2f}-{high:.2f})"
+
+
+def speed_table(result: dict) -> str:
+    """The speed part's median seconds and speed-ups over the reference program, each taken within a repeat."""
+    repeats = result["repeats"]
+
+    def seconds(*keys: str) -> float:
+        return median(dig(one, *keys) for one in repeats)
+
+    def speedup(*keys: str) -> str:
+        return f"{median(one['reference']['end_to_end_s'] / dig(one, *keys) for one in repeats):.1f}x"
+
+    rows = [
+        ("the reference program", ("reference", "end_to_end_s"), "", ""),
+        (
+            "`dvc repro`, fresh clone, kernels compiled (empty cache)",
+            ("pipeline", "empty_cache_s"),
+            ">= 10x",
+            "speedup",
+        ),
+        (
+            "`dvc repro`, fresh clone, the machine's kernel cache",
+            ("pipeline", "warm_cache_fresh_clone_s"),
+            ">= 20x",
+            "speedup",
+        ),
+        ("`dvc repro --force`, same clone", ("pipeline", "warm_repo_s"), ">= 20x", "speedup"),
+        ("no-op `dvc repro`", ("pipeline", "noop_s"), "", ""),
+        ("`train` (peak resident memory: target <= 250 MiB)", ("pipeline", "train", "wall_s"), "", ""),
+        ("`evaluate`", ("pipeline", "evaluate_s"), "<= 1.0 s", ""),
+        ("`predict` of one string", ("pipeline", "predict_s"), "<= 0.5 s", ""),
+        ("every kernel's cold compile", ("pipeline", "compile_s"), "<= 6 s", ""),
+        ("8 queued experiments, this commit", ("queue at this commit", "wall_s"), "", ""),
+        ("8 queued experiments, commit `cc7933d`", ("queue at cc7933d", "wall_s"), "", ""),
+    ]
+    lines = ["| what | seconds (median) | speed-up | target |", "| --- | --- | --- | --- |"]
+    for label, keys, target, kind in rows:
+        lines.append(f"| {label} | {seconds(*keys):.2f} | {speedup(*keys) if kind else ''} | {target} |")
+    queue = median(one["queue at cc7933d"]["wall_s"] / one["queue at this commit"]["wall_s"] for one in repeats)
+    rss = median(one["pipeline"]["train"]["peak_rss_mib"] for one in repeats)
+    lines.append("")
+    lines.append(
+        f"Queued experiments, `cc7933d` / this commit: {queue:.1f}x (target >= 3x). `train` peak resident memory: "
+        f"{rss:.0f} MiB. {len(repeats)} repeats, each contender once a repeat, in alternating order."
+    )
+    return "\n".join(lines)
+
+
+def population_table(result: dict) -> str:
+    lines = [
+        "| members K | `fused` 1 thread | `fused` 2 threads | `keras` | training step alone | floor probe |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for members in ("1", "20", "100"):
+        steady = [result["steady_s"][f"{members} {name}"] for name in ("fused, 1 thread", "fused, 2 threads", "keras")]
+        floor = result["floor_s"].get(members)
+        lines.append(
+            f"| {members} | "
+            + " | ".join(f"{value:.3f} s" for value in steady)
+            + f" | {result['step_s'][members]:.3f} s | {f'{floor:.3f} s' if floor else '-'} |"
+        )
+    return "\n".join(lines)
+
+
+def confirmation_table(result: dict) -> str:
+    (row,) = result["rows"]
+    members, runs = row["members"], row["runs"].values()
+    converged = sum(epoch is not None for epoch in members.values())
+    seeds = f"{min(result['seeds'])}-{max(result['seeds']) + 7}"
+    return "\n".join(
+        [
+            f"| `train.population=8`, seeds {seeds} | count (95 % interval) |",
+            "| --- | --- |",
+            f"| members converged (a seed alone) | {rate(converged, len(members))} |",
+            f"| saved model converged | {rate(sum(run['converged'] for run in runs), len(runs))} |",
+            f"| saved model >= 0.999 at length 10,000 | {rate(sum(run['holds'] for run in runs), len(runs))} |",
+        ]
+    )
+
+
+def seeds_table(result: dict) -> str:
+    (row,) = result["rows"]
+    converged = sum(epoch is not None for epoch in row["members"].values())
+    return "\n".join(
+        [
+            "| seeds 0-19, the defaults | wall | converged |",
+            "| --- | --- | --- |",
+            f"| 20 queued `dvc exp run`s, 2 workers | {result['separate_s']:.0f} s | {rate(converged, 20)} |",
+            f"| one `dvc exp run -S train.population=20` | {result['population_s']:.0f} s | the same members |",
+        ]
+    )
+
+
+def airflow_table(result: dict) -> str:
+    death = result["worker_death"]
+    return "\n".join(
+        [
+            "| 8 default-size experiments, 2 at a time | wall |",
+            "| --- | --- |",
+            f"| `dvc queue start -j 2` | {result['queue_s']:.0f} s |",
+            f"| `parity_lstm_sweep` on `dags/cluster/up` (2 Celery workers) | {result['cluster_s']:.0f} s |",
+            f"| `dags/cluster/up` | {result['startup_s']:.0f} s |",
+            f"| a worker killed mid-training: until its task's retry starts | {death['to_retry_start_s']:.0f} s |",
+        ]
+    )
+
+
+def suite_table(result: dict) -> str:
+    lines = ["| command | wall | result |", "| --- | --- | --- |"]
+    lines += [f"| `{one['command']}` | {one['wall_s']:.0f} s | {one['summary']} |" for one in result["runs"]]
+    return "\n".join(lines)
+
+
+# Sections rendered from a stored result's numbers; any other name is a stored table: `part` its `table`, `part.key`
+# its `key`.
+RENDERERS: dict[str, Callable[[dict], str]] = {
+    "speed": speed_table,
+    "population": population_table,
+    "confirmation": confirmation_table,
+    "seeds": seeds_table,
+    "airflow": airflow_table,
+    "suite": suite_table,
+}
+
+
+def section(name: str) -> str:
+    """A section's table, rendered from its part's stored result, then where it comes from."""
+    part, _, key = name.partition(".")
     result = stored(part)
-    return f"{result['table']}\n\n{source_line(part, result)}"
+    body = RENDERERS[name](result) if name in RENDERERS else result[key or "table"]
+    return f"{body}\n\n{source_line(part, result)}"
 
 
 def metric(path: str, *keys: str, digits: int = 4) -> Callable[[], str]:

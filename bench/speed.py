@@ -74,7 +74,8 @@ def repo_at(rev: str, path: Path) -> Path:
     run(path, "git", "config", "user.email", "bench@parity-lstm.invalid")
     commit(path, rev)
     dvc(path, "repro")
-    commit(path, "default run")
+    run(path, "git", "add", "-A")
+    run(path, "git", "commit", "-q", "--allow-empty", "-m", "default run")  # at HEAD, dvc.lock is committed as run
     return path
 
 
