@@ -18,6 +18,7 @@ from bench import (
     cells,
     confirmation,
     members,
+    mutation,
     population,
     reproducibility,
     scale,
@@ -41,10 +42,11 @@ PARTS = {
     "cells": lambda scratch, args, keep: cells.measure(scratch),
     "confirmation": lambda scratch, args, keep: confirmation.measure(scratch, list(args.seeds), keep),
     "suite": lambda scratch, args, keep: suite.measure(scratch, args.revs),
+    "mutation": lambda scratch, args, keep: mutation.measure(scratch, keep),
 }
-# Run only when named: the confirmation is a statistical check of fresh seeds, not a timing, and the suite times
-# the tests rather than the pipeline.
-ON_REQUEST = ("confirmation", "suite")
+# Run only when named: the confirmation is a statistical check of fresh seeds, not a timing; the suite times the
+# tests rather than the pipeline; mutation testing tests the tests, for hours.
+ON_REQUEST = ("confirmation", "suite", "mutation")
 # The options each part reads: its stamp's command names them, so that the command reproduces that part alone.
 PART_OPTIONS = {
     "speed": ("repeats",),

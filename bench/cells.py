@@ -138,18 +138,14 @@ def deletang(cell: str) -> dict:
     for rate in DELETANG_LEARNING_RATES:
         run = TrainParams(**params["train"] | {"cell": cell, "population": 10, "seed": DELETANG_TUNING_SEEDS})
         snapshots = fit(arrays, run.model_copy(update={"learning_rate": rate}), BUDGETS)
-        tuning[str(rate)] = {
-            str(budget): deletang_scores(members, layout).tolist() for budget, members in snapshots.items()
-        }
+        tuning[str(rate)] = scored(snapshots, layout)
     longest = str(max(BUDGETS))
     chosen = max(DELETANG_LEARNING_RATES, key=lambda rate: np.mean(tuning[str(rate)][longest]))
     run = TrainParams(
         **params["train"]
         | {"cell": cell, "population": DELETANG_MEMBERS, "seed": DELETANG_RATE_SEEDS, "learning_rate": chosen}
     )
-    confirmed = {
-        str(budget): deletang_scores(members, layout).tolist() for budget, members in fit(arrays, run, BUDGETS).items()
-    }
+    confirmed = scored(fit(arrays, run, BUDGETS), layout)
     print(f"{cell}, Delétang protocol: learning rate {chosen}", flush=True)
     return {
         "tuning": tuning,
@@ -179,21 +175,22 @@ def seeds_until_one(successes: int, trials: int) -> str:
 
 
 def table(results: dict) -> str:
+    lengths = " / ".join(f"{int(length):,}" for length in HELD_LENGTHS)
     lines = [
-        "| cell | labels, lengths | converged | seeds until one | best of 2 / 4 / 16 | at 10,000: median, worst, "
-        "held | at 100,000: held |",
+        f"| cell | labels, lengths | converged | seeds until one | best of 2 / 4 / 16 | held at {lengths} | worst at "
+        f"{lengths} |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for cell, result in results.items():
         for label, rate in result["rates"].items():
             p = rate["converged"] / rate["members"]
             best_of = " / ".join(f"{1 - (1 - p) ** k:.2f}" for k in (2, 4, 16))
-            far, farthest = rate["held"].get("10000"), rate["held"].get("100000")
-            at_10000 = f"{far['median']:.4f}, {far['worst']:.4f}, {far['holds']}" if far else "-"
-            at_100000 = f"{farthest['holds']}/{rate['converged']}" if farthest else "-"
+            far = [rate["held"].get(str(length)) for length in HELD_LENGTHS]
+            holds = " / ".join(str(one["holds"]) for one in far) if rate["converged"] else "-"
+            worst = " / ".join(f"{one['worst']:.3f}" for one in far) if rate["converged"] else "-"
             lines.append(
                 f"| {cell} | {label} | {interval(rate['converged'], rate['members'])} "
-                f"| {seeds_until_one(rate['converged'], rate['members'])} | {best_of} | {at_10000} | {at_100000} |"
+                f"| {seeds_until_one(rate['converged'], rate['members'])} | {best_of} | {holds} | {worst} |"
             )
     return "\n".join(lines)
 

@@ -37,19 +37,21 @@ def stage(repo: Path, name: str) -> float:
 
 
 def measured(repo: Path, *command: str) -> dict:
-    """Wall time and peak memory of one process: resident (all mapped pages, file pages included) from the
-    kernel's own count, and anonymous (the process's own memory, without page cache) sampled every 50 ms."""
-    peak_anon_kib = 0
+    """Wall time and peak memory of one process, sampled every 50 ms from the kernel's own counts: resident (all
+    mapped pages, file pages included; VmHWM, the peak since the process started its program) and anonymous (the
+    process's own memory, without page cache). Popen returns once the command's program has started, so these are its
+    own. Not the peak `wait4` gives, which also counts this process's memory, the command's before it started."""
+    peaks = {"VmHWM": 0, "RssAnon": 0}
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     status = Path(f"/proc/{process.pid}/status")
 
     def sample() -> None:
-        nonlocal peak_anon_kib
-        while process.returncode is None:
+        while process.poll() is None:
             try:
                 fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
-                peak_anon_kib = max(peak_anon_kib, int(fields["RssAnon"].split()[0]))
+                for name in peaks:
+                    peaks[name] = max(peaks[name], int(fields[name].split()[0]))
             except (OSError, KeyError, ValueError):
                 pass  # the process is starting or gone
             time.sleep(0.05)
@@ -57,13 +59,11 @@ def measured(repo: Path, *command: str) -> dict:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     stderr = process.stderr.read()
-    # wait4, not wait: its resource usage holds the process's peak resident memory as the kernel counted it.
-    _, exit_status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(exit_status)
+    process.wait()
     wall = time.perf_counter() - started
     sampler.join()
     assert process.returncode == 0, f"{' '.join(command)} failed:\n{stderr}"
-    return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "peak_anon_mib": peak_anon_kib / 1024}
+    return {"wall_s": wall, "peak_rss_mib": peaks["VmHWM"] / 1024, "peak_anon_mib": peaks["RssAnon"] / 1024}
 
 
 def read_json(path: Path) -> dict:
