@@ -2,7 +2,9 @@
 two at a time: `dvc queue start -j 2` in a scratch repo whose default run is done, and the `parity_lstm_sweep` DAG on
 the one-machine cluster of dags/cluster/up (CeleryExecutor, two workers, git:// and WebDAV) after its
 `parity_lstm_pipeline` DAG has done the default run; wall time from queueing or triggering to the last result. Then
-a worker is killed while it trains, and the part times how long the retry took to start on the other worker.
+the same sweep of other seeds while the API server, Redis and PostgreSQL are each down for OUTAGE_S seconds, one after
+the other: its delay over the quiet sweep, and the experiments trained more than once (none, if retries keep what was
+pushed). Last, a worker is killed while it trains, and the part times how long the retry took to start.
 
     python -m bench --parts airflow
 
@@ -19,6 +21,7 @@ from bench.scratch_repo import dvc, make_scratch_repo
 
 AIRFLOW_SEEDS = 8
 SWEEP_DAG = "parity_lstm_sweep"
+OUTAGE_S = 30
 
 
 def timed_run(cluster: Cluster, dag_id: str, run_id: str, conf: dict) -> float:
@@ -29,6 +32,32 @@ def timed_run(cluster: Cluster, dag_id: str, run_id: str, conf: dict) -> float:
     elapsed = time.perf_counter() - started
     print(f"{dag_id} {run_id}: {elapsed:.0f} s", flush=True)
     return elapsed
+
+
+def outages(cluster: Cluster) -> dict:
+    """The sweep of seeds AIRFLOW_SEEDS to 2 * AIRFLOW_SEEDS - 1 with the API server, Redis and PostgreSQL each down for
+    OUTAGE_S seconds once the first experiment trains: its wall time, and the trainings each experiment's tries
+    finished (a finished training is followed by `evaluate`)."""
+    run_id = "outages"
+    started = time.perf_counter()
+    grid = {"grid": {"train.seed": list(range(AIRFLOW_SEEDS, 2 * AIRFLOW_SEEDS))}}
+    assert cluster.trigger(SWEEP_DAG, run_id, grid).returncode == 0
+
+    def training() -> bool:
+        logs = (cluster.task_logs(run_id, "experiment", index).values() for index in range(AIRFLOW_SEEDS))
+        return any("Running stage 'train'" in log for tries in logs for _, log in tries)
+
+    wait_until(training, 600, "an experiment training", 0.2)
+    cluster.restart_each(OUTAGE_S)
+    assert cluster.wait_for_run(run_id, 3600) == "success"
+    wall_s = time.perf_counter() - started
+    trainings = [
+        sum("Running stage 'evaluate'" in log for _, log in cluster.task_logs(run_id, "experiment", index).values())
+        for index in range(AIRFLOW_SEEDS)
+    ]
+    tries = [ti["try_number"] for ti in cluster.task_instances(run_id) if ti["task_id"] == "experiment"]
+    print(f"{SWEEP_DAG} {run_id}: {wall_s:.0f} s, trainings {trainings}, tries {tries}", flush=True)
+    return {"outage_s": OUTAGE_S, "wall_s": wall_s, "trainings": trainings, "tries": tries}
 
 
 def worker_death(cluster: Cluster) -> dict:
@@ -47,8 +76,6 @@ def worker_death(cluster: Cluster) -> dict:
     killed_at = time.time()
     assert cluster.wait_for_run(run_id, 3600) == "success"
     (retried,) = [ti for ti in cluster.task_instances(run_id) if ti["task_id"] == "experiment"]
-    (retry_worker, _) = cluster.task_logs(run_id, "experiment", 0)[retried["try_number"]]
-    assert retry_worker != worker
     result = {
         "heartbeat_timeout_s": int(cluster.env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"]),
         "to_retry_start_s": retried["start_date"].timestamp() - killed_at,
@@ -73,6 +100,7 @@ def measure(scratch: Path) -> dict:
         grid = {"grid": {"train.seed": list(range(AIRFLOW_SEEDS))}}
         cluster_s = timed_run(cluster, SWEEP_DAG, "seeds", grid)
         (swept,) = cluster.query("select value from xcom where run_id = 'seeds' and task_id = 'convergence'")
+        faulted = outages(cluster)
         death = worker_death(cluster)
 
     lines = [
@@ -84,7 +112,10 @@ def measure(scratch: Path) -> dict:
         f"dags/cluster/up took {startup_s:.0f} s; the default run through `parity_lstm_pipeline` took "
         f"{pipeline_s:.0f} s before the sweep (the queue's repo had it done; neither is counted above).",
         "",
-        f"A worker killed (SIGKILL) while training: the retry started on the other {death['to_retry_start_s']:.0f} s "
+        f"The same sweep of seeds {AIRFLOW_SEEDS}-{2 * AIRFLOW_SEEDS - 1} with the API server, Redis and PostgreSQL "
+        f"each down {OUTAGE_S} s: {faulted['wall_s']:.0f} s; trainings per experiment {faulted['trainings']}.",
+        "",
+        f"A worker killed (SIGKILL) while training: the retry started {death['to_retry_start_s']:.0f} s "
         f"later and ended {death['to_retry_end_s']:.0f} s after the kill (heartbeat timeout "
         f"{death['heartbeat_timeout_s']} s).",
         "",
@@ -101,6 +132,7 @@ def measure(scratch: Path) -> dict:
         "cluster_s": cluster_s,
         "startup_s": startup_s,
         "pipeline_s": pipeline_s,
+        "outages": faulted,
         "worker_death": death,
         "table": "\n".join(lines),
     }

@@ -1,6 +1,6 @@
 """The one-machine Airflow cluster of dags/cluster/up, driven from Python: its tests and the `airflow` bench part use
 it to start and stop the cluster, trigger DAG runs, read task states from its database and task logs from the
-workers' own folders, and kill a worker."""
+workers' own folders, and break its parts as operators see them break."""
 
 import json
 import os
@@ -37,12 +37,13 @@ class Cluster:
 
     @classmethod
     @contextmanager
-    def started(cls, folder: Path, repo: Path, heartbeat_timeout: int | None = None) -> Iterator["Cluster"]:
-        """dags/cluster/up serving `repo`'s committed HEAD, then dags/cluster/down."""
+    def started(cls, folder: Path, repo: Path, **timeouts: int) -> Iterator["Cluster"]:
+        """dags/cluster/up serving `repo`'s committed HEAD, then dags/cluster/down. `timeouts`: `heartbeat` (seconds
+        without a heartbeat before the scheduler fails a task), `task` (seconds any task may run)."""
         try:
             settings = {"PARITY_LSTM_CLUSTER_REPO": str(repo)}
-            if heartbeat_timeout:
-                settings["CLUSTER_HEARTBEAT_TIMEOUT"] = str(heartbeat_timeout)
+            names = {"heartbeat": "CLUSTER_HEARTBEAT_TIMEOUT", "task": "PARITY_LSTM_TASK_TIMEOUT"}
+            settings |= {names[name]: str(seconds) for name, seconds in timeouts.items()}
             print(script("up", folder, **settings), flush=True)
             words = shlex.split((folder / "cluster.env").read_text())  # export NAME=value ...
             yield cls(folder, dict(word.split("=", 1) for word in words if word != "export"))
@@ -103,23 +104,73 @@ class Cluster:
                 logs[int(log.stem.removeprefix("attempt="))] = (worker, "\n".join(events))
         return logs
 
+    def supervised(self, *args: str) -> str:
+        """`supervisorctl` of the cluster's supervisord, which runs its Airflow parts; its output."""
+        command = [sys.executable, "-m", "supervisor.supervisorctl", "-c", self.env["PARITY_LSTM_SUPERVISOR_CONF"]]
+        return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120).stdout
+
     def worker_processes(self, worker: int) -> list[psutil.Process]:
-        """The worker's running processes: its session, which up started it in, holds its tasks' process groups."""
-        session = int((self.folder / f"pids/worker{worker}").read_text())
-        found = []
-        for process in psutil.process_iter():
-            with suppress(psutil.Error, ProcessLookupError):
-                if os.getsid(process.pid) == session and process.status() != psutil.STATUS_ZOMBIE:
-                    found.append(process)
-        return found
+        """The worker's running processes: the worker and everything it started (its running task, DVC, the stage)."""
+        pid = int(self.supervised("pid", f"worker{worker}").strip() or 0)
+        with suppress(psutil.Error):
+            if pid:
+                worker_process = psutil.Process(pid)
+                return [worker_process, *worker_process.children(recursive=True)]
+        return []
 
     def kill_worker(self, worker: int) -> None:
-        """SIGKILL to the worker and everything it started (its running task, DVC, the stage), until none is left:
-        as if its machine died."""
-        while processes := self.worker_processes(worker):
-            for process in processes:
-                with suppress(psutil.Error):
-                    process.kill()
+        """SIGKILL to the worker and everything it started, as if its machine died; supervisord then starts the
+        worker anew, as a machine would when it comes back."""
+        for process in self.worker_processes(worker):
+            with suppress(psutil.Error):
+                process.kill()
+
+    def task_group(self, worker: int, command: str) -> int | None:
+        """The process group of the worker's task that runs `command` now (a stage's, e.g. `stages.train`): its
+        task process, DVC and the stage share it."""
+        for process in self.worker_processes(worker):
+            with suppress(psutil.Error):
+                if command in process.cmdline():
+                    return os.getpgid(process.pid)
+        return None
+
+    @contextmanager
+    def down(self, part: str) -> Iterator[None]:
+        """A part of the control plane stopped, then started again as it was: `api-server`, `scheduler`,
+        `dag-processor` (supervisord's programs), `redis` or `postgres`, as an operator's restart of it."""
+        if part == "redis":
+            pid_file, command = self.folder / "pids/redis", ["redis-server", str(self.folder / "redis.conf")]
+            port = self.env["AIRFLOW__CELERY__BROKER_URL"].rsplit(":", 1)[1].split("/")[0]
+            subprocess.run(["redis-cli", "-p", port, "shutdown"], capture_output=True, timeout=60)
+            yield
+            # Started as dags/cluster/up starts it, in a session of its own, which dags/cluster/down stops.
+            started = f'setsid "$@" >> {shlex.quote(str(self.folder / "logs/redis.log"))} 2>&1 < /dev/null & echo $!'
+            pid = subprocess.run(["sh", "-c", started, "sh", *command], capture_output=True, text=True).stdout
+            pid_file.write_text(pid)
+        elif part == "postgres":
+            data = (self.folder / "pids/postgres.data").read_text().strip()
+            options = (Path(data) / "postmaster.opts").read_text().split(None, 1)[1].strip()  # as started by up
+            self.postgres("-D", data, "-m", "fast", "-w", "stop")
+            yield
+            self.postgres("-D", data, "-l", f"{data}/server.log", "-w", "-o", options, "start")
+        else:
+            assert "stopped" in self.supervised("stop", part), self.supervised("status")
+            yield
+            assert "started" in self.supervised("start", part), self.supervised("status")
+
+    def restart_each(self, down_s: float, parts=("api-server", "redis", "postgres"), settle_s: float = 10) -> None:
+        """Each part down for `down_s` seconds, one after the other, `settle_s` seconds apart."""
+        for part in parts:
+            with self.down(part):
+                time.sleep(down_s)
+            time.sleep(settle_s)
+
+    @staticmethod
+    def postgres(*args: str) -> None:
+        """pg_ctl, as the user dags/cluster/up runs PostgreSQL as."""
+        pg_ctl = max(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda path: int(path.parts[-3]))
+        as_db = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+        subprocess.run([*as_db, str(pg_ctl), *args], check=True, capture_output=True, timeout=120)
 
 
 def wait_until(condition, timeout_s: float, what: str, every_s: float = 0.5):

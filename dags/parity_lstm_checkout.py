@@ -8,7 +8,8 @@ worker's own (`dvc remote add --global --default`, as dags/cluster/up sets up); 
 cache is the remote (every task then runs on the machine that holds the repository).
 
 Environment (the same on every Airflow part): PARITY_LSTM_REPO, the repository a run uses unless its conf names
-another (default: the one this file is in); PARITY_LSTM_TASK_TIMEOUT, the seconds any task may run (default 6 hours).
+another (default: the one this file is in); PARITY_LSTM_TASK_TIMEOUT, the seconds any task may run (default 6 hours;
+a watchdog outside the task ends it WATCHDOG_GRACE_S later if Airflow's own timeout could not).
 """
 
 import os
@@ -41,6 +42,8 @@ def task_timeout() -> timedelta:
 
 
 TASK_TIMEOUT = task_timeout()
+# Seconds past TASK_TIMEOUT before the watchdog ends a task that Airflow's own timeout did not end.
+WATCHDOG_GRACE_S = 30
 
 # Run conf both DAGs take (`-c '{...}'`, or the trigger form in the UI).
 RUN_CONF = {
@@ -111,10 +114,27 @@ def safe_name(text: str) -> str:
 
 
 @contextmanager
+def watched() -> Iterator[None]:
+    """This task's process group ended from outside once TASK_TIMEOUT and a grace are past, should the task outlive
+    them: by a watchdog in a session of its own (parity_lstm_watchdog.py), which acts whatever the task's state.
+    Airflow's own execution_timeout is a signal the task handles itself, which a stopped or deadlocked task never
+    does, while the worker's supervisor keeps its heartbeat going. Ends with the task."""
+    seconds = TASK_TIMEOUT.total_seconds() + WATCHDOG_GRACE_S
+    command = [sys.executable, "-m", "parity_lstm_watchdog", str(os.getpgid(0)), str(seconds)]
+    watchdog = subprocess.Popen(command, cwd=Path(__file__).parent, start_new_session=True)
+    try:
+        yield
+    finally:
+        watchdog.kill()
+        watchdog.wait()
+
+
+@contextmanager
 def checkout(repo: str | None, rev: str, set_params: list[str]) -> Iterator[Path]:
-    """A temporary clone of `repo` (default: `default_repo()`) at `rev`, with `set_params` applied and checked."""
+    """A temporary clone of `repo` (default: `default_repo()`) at `rev`, with `set_params` applied and checked, the
+    task watched."""
     repo = repo or default_repo()
-    with tempfile.TemporaryDirectory(prefix="parity-lstm-") as folder:
+    with watched(), tempfile.TemporaryDirectory(prefix="parity-lstm-") as folder:
         work = Path(folder)
         run(work, "git", "clone", "--quiet", repo, ".")
         run(work, "git", "checkout", "--quiet", rev)
@@ -131,7 +151,9 @@ def checkout(repo: str | None, rev: str, set_params: list[str]) -> Iterator[Path
 
 
 def apply_params(work: Path, set_params: list[str]) -> None:
-    """Apply ["key=value", ...] to params.yaml as `dvc exp run -S` does, then check the whole file."""
+    """Check that each key of ["key=value", ...] names a param, apply them to params.yaml as `dvc exp run -S` does,
+    then check the whole file."""
+    run(work, sys.executable, "-m", "parity_lstm.params", *(item.partition("=")[0] for item in set_params))
     try:
         apply_overrides(work / "params.yaml", set_params)
     except Exception as error:  # DVC says "Invalid `--set-param` value"; the reason is in what it wraps
@@ -161,13 +183,36 @@ def push_metrics(work: Path) -> None:
         repo.cloud.push(copies)
 
 
-def record_experiment(work: Path, name: str) -> str:
-    """Run the pipeline as the DVC experiment `name` and push it to the repository, replacing one of that name.
+def pushed_before(work: Path, name: str) -> bool:
+    """Whether the repository holds the experiment `name` of this checkout's commit and params, pushed by an earlier
+    try of the same task; then fetched, with its outputs, and applied."""
+    (commit,) = run(work, "git", "rev-parse", "HEAD", data=True).split()
+    # DVC keeps an experiment at refs/exps/<the commit's first 2 hex digits>/<the other 38>/<name>.
+    ref = f"refs/exps/{commit[:2]}/{commit[2:]}/{name}"
+    if not run(work, "git", "ls-remote", "origin", ref, data=True).strip():
+        return False
+    params = (work / "params.yaml").read_text()
+    try:
+        dvc(work, "exp", "pull", "--force", "origin", name)  # fails if its outputs are not all in the remote
+    except CommandFailed:
+        return False  # not whole: run it again
+    if run(work, "git", "show", f"{ref}:params.yaml", data=True) != params:
+        return False  # other params under this name: not this task's
+    dvc(work, "exp", "apply", name)
+    return True
 
-    Name it after the DAG run and task, so that a retried task replaces what an earlier try pushed, never duplicates
-    it. Stages run before (by this run or any other) are restored from the run-cache, not recomputed.
+
+def record_experiment(work: Path, name: str) -> str:
+    """Run the pipeline as the DVC experiment `name` and push it to the repository, unless an earlier try of this
+    task pushed it already: that one is checked and kept, not computed again.
+
+    Name it after the DAG run and task, so that a retry finds what an earlier try pushed, and one it cannot verify
+    it replaces, never duplicates. Stages run before (by this run or any other) are restored from the run-cache.
     """
-    dvc(work, "exp", "run", "--pull", "--name", name)
-    dvc(work, "exp", "push", "--force", "--run-cache", "origin", name)
+    if pushed_before(work, name):
+        print(f"{name}: pushed by an earlier try, with this commit and params: kept, not run again", flush=True)
+    else:
+        dvc(work, "exp", "run", "--pull", "--name", name)
+        dvc(work, "exp", "push", "--force", "--run-cache", "origin", name)
     push_metrics(work)
     return name

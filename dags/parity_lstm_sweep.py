@@ -2,12 +2,12 @@
 
     airflow dags test parity_lstm_sweep -c '{"grid": {"train.seed": [0, 1]}, "set_params": ["train.epochs=1"]}'
 
-Run conf: `grid` ({"param": [values, ...]}: one experiment per combination), and `set_params`, `repo`, `rev`
-as for the pipeline DAG (parity_lstm_checkout.RUN_CONF). Each experiment is `dvc exp run` in a checkout of its
-own, named `<run id>-<map index>` and pushed to the repository (`dvc exp push`); a failed one fails its own task
-(retried: the retry replaces what it pushed) and no other. The last task makes the table of
-`python -m stages.convergence` for the sweep's experiments, returns it, and pushes it to the repository as
-`convergence.md` on the branch `sweeps/<run id>`, on top of the commit the sweep ran:
+Run conf: `grid` ({"param": [values, ...]}: one experiment per combination; required), and `set_params`, `repo`,
+`rev` as for the pipeline DAG (parity_lstm_checkout.RUN_CONF). Each experiment is `dvc exp run` in a checkout of
+its own, named `<run id>-<map index>` and pushed to the repository (`dvc exp push`); a failed one fails its own task
+and no other, and is retried: a retry keeps what an earlier try pushed, and computes only what it did not. The last
+task makes the table of `python -m stages.convergence` for the sweep's experiments, returns it, and pushes it to the
+repository as `convergence.md` on the branch `sweeps/<run id>`, on top of the commit the sweep ran:
 
     git fetch origin sweeps/<run id> && git show FETCH_HEAD:convergence.md
 """
@@ -32,11 +32,12 @@ from parity_lstm_checkout import (
     safe_name,
 )
 
-# An object of non-empty arrays; {} is one experiment with `set_params` alone. Airflow checks a run's grid against
-# this schema when the run is triggered, and refuses the run if it does not fit.
+# An object of non-empty arrays, with at least one key: one experiment from `set_params` alone is the pipeline DAG's
+# run. No default: a run must say its grid, and a form whose grid is no JSON cannot fall back on one. Airflow checks a
+# run's grid against this schema when the run is triggered, and refuses the run if it does not fit.
 GRID = Param(
-    {},
     type="object",
+    minProperties=1,
     additionalProperties={"type": "array", "minItems": 1},
     description='{"train.seed": [0, 1, 2], ...}: one experiment per combination of values',
 )
@@ -58,17 +59,24 @@ def plan(params=None) -> list[dict]:
         return [{"commit": commit_of(work), "set_params": set_params} for set_params in runs]
 
 
-# A retry waits for RETRY_DELAY after a failure, or after the scheduler has given up on a silent worker.
-RETRY_DELAY = timedelta(seconds=10)
+# A retry waits RETRY_DELAY after a failure, or after the scheduler has given up on a silent worker, twice as long
+# after each further failure, MAX_RETRY_DELAY at most: RETRIES outlast a control-plane outage of a few minutes.
+RETRIES, RETRY_DELAY, MAX_RETRY_DELAY = 5, timedelta(seconds=10), timedelta(minutes=3)
+RETRYING = {
+    "retries": RETRIES,
+    "retry_delay": RETRY_DELAY,
+    "retry_exponential_backoff": True,
+    "max_retry_delay": MAX_RETRY_DELAY,
+}
 
 
-@task(retries=2, retry_delay=RETRY_DELAY)
+@task(**RETRYING)
 def experiment(planned: dict, params=None, run_id=None, ti=None) -> str:
     with checkout(params["repo"], planned["commit"], planned["set_params"]) as work:
         return record_experiment(work, f"{safe_name(run_id)}-{ti.map_index}")
 
 
-@task(trigger_rule=TriggerRule.ALL_DONE, retries=2, retry_delay=RETRY_DELAY)
+@task(trigger_rule=TriggerRule.ALL_DONE, **RETRYING)
 def convergence(planned: list[dict], names: list[str], params=None, run_id=None) -> str:
     """The table of what succeeded, pushed to the branch sweeps/<run id>; then fail, not to be retried, if anything
     did not (retries are for the pulls and pushes)."""

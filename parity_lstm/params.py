@@ -4,6 +4,7 @@ python -m parity_lstm.params          check every block of params.yaml, as each 
 """
 
 import difflib
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -157,7 +158,17 @@ def check_params(path: Path = PARAMS_FILE) -> None:
         validated_block(blocks, section, schema, path)
 
 
+def check_keys(keys: Iterable[str]) -> None:
+    """Exit in one line if a key (`section.field`, as `dvc exp run -S` takes it) names no param, with the nearest."""
+    params = [f"{section}.{field}" for section, schema in SCHEMAS.items() for field in schema.model_fields]
+    for key in keys:
+        if key not in params:
+            nearest = difflib.get_close_matches(key, params, n=3, cutoff=0.5) or params
+            raise SystemExit(f"{key} is not a param; the nearest: {', '.join(nearest)}")
+
+
 if __name__ == "__main__":
-    # The Airflow DAGs run this after applying a run's overrides, before any stage starts.
+    # The Airflow DAGs run this with a run's override keys before applying them, then without to check the values.
+    check_keys(sys.argv[1:])
     check_params()
     print(f"{PARAMS_FILE}: every block is valid")

@@ -95,26 +95,35 @@ def test_bad_set_params_fail_a_task_before_any_dvc_command_runs(tmp_path: Path, 
     assert refusal("train.epochs=2") == "checked out"
     assert refusal("train.epochs=0").endswith("params.yaml: train.epochs = 0: Input should be greater than 0")
     assert refusal("train.epochs").startswith("set_params ['train.epochs']: ")
+    assert (
+        refusal("train.nosuchkey=1")
+        == "train.nosuchkey is not a param; the nearest: train.epochs, train.seed, train.cell"
+    )
     assert not (tmp_path / "repo_storage").exists()
 
 
-def test_a_retried_experiment_task_after_its_push_leaves_one_experiment_the_retrys(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_retried_experiment_task_keeps_what_an_earlier_try_pushed_and_trains_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ):
     """The sweep's `experiment` task, its first try failing after `dvc exp push` (in the metrics' push, as a lost
-    connection would); the retry pushes its own run under the same name, replacing the first try's."""
+    connection or Airflow's own bookkeeping would): the retry finds that experiment in the remote, of its commit and
+    params, and keeps it. The same name with other params is not its own: that one is run and replaced."""
     monkeypatch.syspath_prepend(str(REPO / "dags"))  # as Airflow puts the DAG folder on sys.path
     import parity_lstm_sweep
 
     import parity_lstm_checkout
 
     repo = repo_with_folder_remote(tmp_path / "repo")
-    planned = {"commit": run(repo, "git", "rev-parse", "HEAD").strip(), "set_params": ["train.epochs=1"]}
+    commit = run(repo, "git", "rev-parse", "HEAD").strip()
     conf = {"repo": str(repo), "set_params": [], "rev": "HEAD"}
 
-    def try_task() -> str:
+    def try_task(*set_params: str) -> str:
+        """A try of the task; what it printed."""
         task = parity_lstm_sweep.experiment.function
-        return task(planned, params=conf, run_id="manual__retried", ti=SimpleNamespace(map_index=0))
+        planned = {"commit": commit, "set_params": list(set_params)}
+        capsys.readouterr()
+        assert task(planned, params=conf, run_id="manual__retried", ti=SimpleNamespace(map_index=0))
+        return capsys.readouterr().out
 
     def refs() -> dict[str, str]:
         listed = run(repo, "git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps")
@@ -127,12 +136,17 @@ def test_a_retried_experiment_task_after_its_push_leaves_one_experiment_the_retr
 
     monkeypatch.setattr(parity_lstm_checkout, "push_metrics", lost_connection)
     with pytest.raises(ConnectionError):
-        try_task()
+        try_task("train.epochs=1")
     (first_ref, first_commit), *others = refs().items()
     assert not others and first_ref.endswith("/manual__retried-0")
 
     monkeypatch.setattr(parity_lstm_checkout, "push_metrics", pushed)
-    assert try_task() == "manual__retried-0"
-    assert list(refs()) == [first_ref]  # one experiment of that name
-    assert refs()[first_ref] != first_commit  # the retry's
+    retried = try_task("train.epochs=1")
+    assert "Running stage" not in retried and "kept, not run again" in retried
+    assert refs() == {first_ref: first_commit}
     assert list(experiments(repo)) == ["manual__retried-0"]
+
+    other = try_task("train.epochs=2")
+    assert "Running stage 'train'" in other
+    assert list(refs()) == [first_ref] and refs()[first_ref] != first_commit
+    assert experiments(repo)["manual__retried-0"]["train"]["epochs"] == 2

@@ -1,17 +1,25 @@
 """The sweep DAG on a real cluster (dags/cluster/up): CeleryExecutor, PostgreSQL, Redis, two workers that share no
-folder and reach the repository over git:// and the DVC remote over WebDAV. Tiny params; one worker is killed."""
+folder and reach the repository over git:// and the DVC remote over WebDAV. Tiny params. In one sweep a worker is
+killed; in another a task is stopped (SIGSTOP) and the API server, Redis and PostgreSQL are each down for a while."""
 
 import json
+import os
 import re
+import signal
+import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.request import urlopen
+from urllib.error import HTTPError
+from urllib.request import Request, urlopen
 
+import psutil
 import pytest
+import yaml
 
 from bench.cluster import WORKERS, Cluster, wait_until
-from bench.scratch_repo import dvc, identify, make_scratch_repo, run
+from bench.scratch_repo import REPO, dvc, identify, make_scratch_repo, run
 from tests.test_airflow import experiments
 from tests.tiny_pipeline import TINY_PARAMS
 
@@ -20,8 +28,9 @@ SWEEP = "parity_lstm_sweep"
 # Two params, the product of their values: 4 experiments, each a population of 2 members trained for 2 epochs.
 GRID = {"train.seed": [3, 5], "train.learning_rate": [0.01, 0.02]}
 SET_PARAMS = ["train.epochs=2", "train.population=2"]
-# Seconds without a heartbeat before the scheduler fails a task (dags/cluster/up's default is 60).
-HEARTBEAT_TIMEOUT = 20
+# Seconds without a heartbeat before the scheduler fails a task (dags/cluster/up's default is 60), and seconds any
+# task may run (its default is 6 hours): an experiment here takes well under a minute.
+HEARTBEAT_TIMEOUT, TASK_TIMEOUT = 20, 90
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +38,8 @@ def cluster(tmp_path_factory) -> Cluster:
     """The cluster, serving a repository of the tiny pipeline with no DVC remote of its own: the workers' own
     setting (the cluster's WebDAV remote) applies."""
     repo = make_scratch_repo(tmp_path_factory.mktemp("cluster") / "repo", TINY_PARAMS)
-    with Cluster.started(tmp_path_factory.mktemp("cluster"), repo, HEARTBEAT_TIMEOUT) as started:
+    folder = tmp_path_factory.mktemp("cluster")
+    with Cluster.started(folder, repo, heartbeat=HEARTBEAT_TIMEOUT, task=TASK_TIMEOUT) as started:
         yield started
 
 
@@ -43,6 +53,38 @@ def test_a_grid_that_is_not_an_object_of_arrays_is_refused_and_no_run_starts(clu
     assert refused.returncode != 0
     assert "Invalid input for param grid: '35' is not of type 'array'" in refused.stdout + refused.stderr
     assert cluster.run_state("bad_grid") is None
+
+
+def api(cluster: Cluster, path: str, body: dict | None = None) -> dict:
+    """A call of the Airflow REST API, as the UI makes it: a GET, or a POST of `body`."""
+    url = f"http://127.0.0.1:{cluster.env['AIRFLOW__API__PORT']}/api/v2/{path}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urlopen(request, timeout=60) as response:
+        return json.load(response)
+
+
+@pytest.mark.parametrize("run_id, conf", [("no_grid", {}), ("empty_grid", {"grid": {}}), ("null_grid", {"grid": None})])
+def test_a_sweep_without_a_grid_is_refused_from_the_cli_and_the_ui_and_no_run_starts(
+    cluster: Cluster, run_id: str, conf: dict
+):
+    """A grid the user did not mean: none, `{}`, or what the UI's trigger form sends when its JSON does not parse."""
+    refused = cluster.trigger(SWEEP, run_id, conf)
+    assert refused.returncode != 0 and "Invalid input for param grid" in refused.stdout + refused.stderr
+    with pytest.raises(HTTPError) as by_the_ui:
+        api(cluster, f"dags/{SWEEP}/dagRuns", {"dag_run_id": f"{run_id}_ui", "logical_date": None, "conf": conf})
+    with by_the_ui.value as refusal:  # it holds the connection
+        assert refusal.code == 400 and "grid" in refusal.read().decode(), refusal.code
+    assert cluster.run_state(run_id) is None and cluster.run_state(f"{run_id}_ui") is None
+
+
+def test_a_grid_with_an_unknown_key_fails_plan_in_one_line_naming_the_nearest(cluster: Cluster):
+    assert cluster.trigger(SWEEP, "bad_key", {"grid": {"train.learning_rat": [0.1]}}).returncode == 0
+    assert cluster.wait_for_run("bad_key", 180) == "failed"
+    (_, log), *_ = cluster.task_logs("bad_key", "plan").values()
+    nearest = "train.learning_rat is not a param; the nearest: train.learning_rate, train.units, train.engine"
+    assert nearest in log.splitlines()
+    assert not experiment_refs(cluster)
 
 
 def test_a_grid_with_a_bad_value_fails_plan_in_one_line_and_no_experiment_runs(cluster: Cluster):
@@ -63,13 +105,13 @@ class Sweep:
     killed_worker: int
     killed_at: float  # time.time()
     ui_log: tuple[int, list[str]]  # a map index worker1 ran, and its log's messages as the UI showed them then
+    wall_s: float  # from its trigger to its end
 
 
 def ui_log(cluster: Cluster, run_id: str, map_index: int, attempt: int) -> list[str]:
     """An experiment task's log messages through the API server, which fetches them from its worker's log server."""
     task = f"dags/{SWEEP}/dagRuns/{run_id}/taskInstances/experiment/logs/{attempt}?map_index={map_index}"
-    with urlopen(f"http://127.0.0.1:{cluster.env['AIRFLOW__API__PORT']}/api/v2/{task}", timeout=60) as response:
-        return [event.get("event", "") for event in json.load(response)["content"]]
+    return [event.get("event", "") for event in api(cluster, task)["content"]]
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +119,7 @@ def sweep(cluster: Cluster) -> Sweep:
     """The 2 x 2 sweep, with one worker killed (SIGKILL, its whole session) in the middle of a training task, once
     both workers have finished an experiment."""
     run_id = "grid_2x2"
+    started = time.monotonic()
     conf = {"grid": GRID, "set_params": SET_PARAMS}
     assert cluster.trigger(SWEEP, run_id, conf).returncode == 0
 
@@ -105,9 +148,8 @@ def sweep(cluster: Cluster) -> Sweep:
     killed, worker = wait_until(training, 300, "an experiment training after each worker finished one", 0.2)
     cluster.kill_worker(worker)
     killed_at = time.time()
-    assert not cluster.worker_processes(worker)
     assert cluster.wait_for_run(run_id, 400) == "success"
-    return Sweep(run_id, killed, worker, killed_at, seen_in_ui)
+    return Sweep(run_id, killed, worker, killed_at, seen_in_ui, time.monotonic() - started)
 
 
 def test_the_task_of_a_killed_worker_is_retried_on_the_other_and_every_experiment_lands_once(
@@ -124,12 +166,17 @@ def test_the_task_of_a_killed_worker_is_retried_on_the_other_and_every_experimen
     # came, not kept until the command's end.
     assert killed_worker == sweep.killed_worker and "Running stage 'train'" in killed_log
     assert "Running stage 'evaluate'" not in killed_log
-    assert retry_worker != sweep.killed_worker and "Ran experiment" in retry_log
+    assert "Ran experiment" in retry_log
     waited = retried["start_date"].timestamp() - sweep.killed_at
     print(f"worker{killed_worker} killed; the retry started on worker{retry_worker} {waited:.0f} s later")
+    assert f"worker{killed_worker}" in cluster.supervised("status") and "RUNNING" in cluster.supervised("status")
+    assert experiments_of(cluster, sweep.run_id) == [f"{sweep.run_id}-{index}" for index in range(4)]
 
-    names = sorted(experiment_refs(cluster))
-    assert [name.rsplit("/", 1)[-1] for name in names] == [f"{sweep.run_id}-{index}" for index in range(4)]
+
+def experiments_of(cluster: Cluster, run_id: str) -> list[str]:
+    """The names of a run's experiments the git server holds."""
+    names = [ref.rsplit("/", 1)[-1] for ref in experiment_refs(cluster)]
+    return sorted(name for name in names if name.startswith(f"{run_id}-"))
 
 
 def test_a_fresh_clone_shows_and_pulls_every_experiment_and_the_sweeps_table(
@@ -165,3 +212,96 @@ def test_the_ui_showed_a_task_log_from_the_worker_that_ran_it(sweep: Sweep):
     hostname, and the API server asks one port, worker1's)."""
     index, events = sweep.ui_log
     assert f"Ran experiment(s): {sweep.run_id}-{index}" in events, events
+
+
+FAULT_SEEDS = [21, 22, 23, 24, 25, 26]
+OUTAGE_S = 30  # how long each part of the control plane is down
+
+
+@dataclass(frozen=True)
+class FaultedSweep:
+    run_id: str
+    stopped: dict  # the task instance whose process group was stopped while it trained, as it was then
+    stopped_group: int
+    retry: dict  # the same task instance when its retry had started
+    wall_s: float
+
+
+def stop_a_training_task(cluster: Cluster, run_id: str) -> tuple[dict, int] | None:
+    """SIGSTOP to the process group of an experiment training now (its task process, DVC and the stage), as a hung
+    task: the worker's supervisor stays alive and heartbeats for it. The task instance, as it was, and the group."""
+    for worker in WORKERS:
+        for process in cluster.worker_processes(worker):
+            with suppress(psutil.Error):
+                if "stages.train" in process.cmdline():
+                    seed = yaml.safe_load((Path(process.cwd()) / "params.yaml").read_text())["train"]["seed"]
+                    group = os.getpgid(process.pid)
+                    os.killpg(group, signal.SIGSTOP)
+                    (task,) = [
+                        ti
+                        for ti in cluster.task_instances(run_id)
+                        if ti["task_id"] == "experiment" and ti["map_index"] == FAULT_SEEDS.index(seed)
+                    ]
+                    return task, group
+    return None
+
+
+@pytest.fixture(scope="module")
+def faulted(cluster: Cluster, sweep: Sweep) -> FaultedSweep:
+    """A sweep of 6 experiments (after the other, not to share the workers with it): one training task stopped, then
+    the API server, Redis and PostgreSQL each down for OUTAGE_S seconds, one after the other."""
+    run_id = "faults"
+    started = time.monotonic()
+    conf = {"grid": {"train.seed": FAULT_SEEDS}, "set_params": SET_PARAMS}
+    assert cluster.trigger(SWEEP, run_id, conf).returncode == 0
+    stopped, group = wait_until(lambda: stop_a_training_task(cluster, run_id), 300, "an experiment training", 0.2)
+
+    def retry_started() -> dict | None:
+        (now,) = [ti for ti in cluster.task_instances(run_id) if ti["map_index"] == stopped["map_index"]]
+        return now if now["try_number"] > stopped["try_number"] and now["state"] in ("running", "success") else None
+
+    # Apart from the restarts below: any of them would end the stopped task too (its supervisor's heartbeats fail),
+    # and would hold its retry back.
+    retry = wait_until(retry_started, TASK_TIMEOUT + 180, "the stopped task's retry started", 1)
+    cluster.restart_each(OUTAGE_S)
+    assert cluster.wait_for_run(run_id, 600) == "success"
+    return FaultedSweep(run_id, stopped, group, retry, time.monotonic() - started)
+
+
+def test_a_stopped_task_is_ended_from_outside_and_its_retry_lands_the_experiment_once(
+    cluster: Cluster, faulted: FaultedSweep
+):
+    sys.path.insert(0, str(REPO / "dags"))  # as Airflow puts the DAG folder on sys.path
+    from parity_lstm_checkout import WATCHDOG_GRACE_S
+
+    index, stopped_try = faulted.stopped["map_index"], faulted.stopped["try_number"]
+    (retried,) = [ti for ti in cluster.task_instances(faulted.run_id) if ti["map_index"] == index]
+    assert retried["state"] == "success" and retried["try_number"] > stopped_try
+    _, stopped_log = cluster.task_logs(faulted.run_id, "experiment", index)[stopped_try]
+    assert "Running stage 'train'" in stopped_log and "Running stage 'evaluate'" not in stopped_log
+    # The watchdog ended the whole group: a SIGCONT now has nothing to wake, and nothing changes.
+    with pytest.raises(ProcessLookupError):
+        os.killpg(faulted.stopped_group, signal.SIGCONT)
+    # Its time, the watchdog's grace, a missed heartbeat, then a minute for the retry's delay and start.
+    bound = TASK_TIMEOUT + WATCHDOG_GRACE_S + HEARTBEAT_TIMEOUT + 60
+    waited = (faulted.retry["start_date"] - faulted.stopped["start_date"]).total_seconds()
+    print(f"the stopped task's retry started {waited:.0f} s after its first try (bound {bound} s)")
+    assert waited <= bound
+
+
+def test_under_a_hung_task_and_control_plane_restarts_every_experiment_lands_once_and_none_trains_twice(
+    cluster: Cluster, faulted: FaultedSweep, sweep: Sweep
+):
+    """Counted in the task logs of every try: a training that finished is followed by `evaluate`."""
+    assert experiments_of(cluster, faulted.run_id) == [f"{faulted.run_id}-{index}" for index in range(6)]
+    trainings, kept = {}, 0
+    for index in range(len(FAULT_SEEDS)):
+        logs = [log for _, log in cluster.task_logs(faulted.run_id, "experiment", index).values()]
+        trainings[index] = sum("Running stage 'evaluate'" in log for log in logs)
+        kept += sum("kept, not run again" in log for log in logs)
+    assert trainings == dict.fromkeys(range(len(FAULT_SEEDS)), 1), trainings
+    tries = sum(ti["try_number"] for ti in cluster.task_instances(faulted.run_id) if ti["task_id"] == "experiment")
+    print(
+        f"{len(FAULT_SEEDS)} experiments in {faulted.wall_s:.0f} s under the faults, {tries} tries, {kept} of them "
+        f"kept a pushed experiment; a quiet sweep of 4: {sweep.wall_s:.0f} s"
+    )

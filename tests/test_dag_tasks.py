@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from contextlib import suppress
 
 import psutil
 from hypothesis import given
@@ -91,3 +93,22 @@ def test_any_run_id_gives_experiment_and_branch_names_git_takes(run_id: str):
     name = checkout.safe_name(run_id)
     for ref in (f"refs/exps/ab/cdef/{name}-0", f"refs/heads/sweeps/{name}"):
         assert subprocess.run(["git", "check-ref-format", ref]).returncode == 0, ref
+
+
+def test_the_watchdog_kills_a_stopped_task_group_past_its_time_and_leaves_an_ended_one_at_once():
+    """A stopped (SIGSTOP) process never acts on Airflow's execution_timeout, a signal it must handle itself; the
+    watchdog, in a session of its own, ends the task's whole process group instead."""
+    hung = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    watchdog = [sys.executable, "-m", "parity_lstm_watchdog", str(hung.pid), "1"]
+    try:
+        os.killpg(hung.pid, signal.SIGSTOP)
+        ended = subprocess.run(watchdog, cwd=REPO / "dags", capture_output=True, text=True, timeout=60)
+        assert hung.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(hung.pid, signal.SIGKILL)
+        hung.wait()
+    assert ended.returncode == 0 and f"process group {hung.pid} ran past 1 s: killing it" in ended.stderr
+    started = time.monotonic()
+    watching_nothing = subprocess.run([*watchdog[:3], str(hung.pid), "300"], cwd=REPO / "dags", timeout=60)
+    assert watching_nothing.returncode == 0 and time.monotonic() - started < 30

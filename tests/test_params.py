@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.scratch_repo import REPO
-from parity_lstm.params import SCHEMAS, check_params, load_params
+from parity_lstm.params import SCHEMAS, check_keys, check_params, load_params
 
 DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text())
 VALUES = st.one_of(
@@ -141,3 +141,16 @@ def test_check_params_names_an_unknown_block_and_passes_the_defaults(tmp_path: P
     misspelt.write_text(yaml.safe_dump([params]))  # no mapping of blocks at all
     with pytest.raises(SystemExit, match="no `data:` block"):
         check_params(misspelt)
+
+
+def test_an_override_key_that_names_no_param_is_refused_in_one_line_with_the_nearest():
+    """What a sweep's `plan` runs before it applies a grid's keys: DVC's own refusal does not say which keys exist."""
+    every_key = [f"{section}.{field}" for section, schema in SCHEMAS.items() for field in schema.model_fields]
+    check_keys(every_key)
+    with pytest.raises(SystemExit) as refused:
+        check_keys(["train.seed", "train.learning_rat"])
+    assert str(refused.value) == (
+        "train.learning_rat is not a param; the nearest: train.learning_rate, train.units, train.engine"
+    )
+    with pytest.raises(SystemExit, match=r"^nosuchkey is not a param; the nearest: data\.seq_len, "):
+        check_keys(["nosuchkey"])
