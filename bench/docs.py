@@ -21,12 +21,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import cells
 from bench.harness import RESULTS
 from bench.scratch_repo import REPO
 from stages.convergence import wilson
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-GENERATED = re.compile(r"(<!-- generated (?P<name>[\w.]+) -->\n)(?P<body>.*?)(\n<!-- end -->)", re.S)
+# The body is empty or ends in a newline, so an empty section never reaches over to the next one's end.
+GENERATED = re.compile(r"(<!-- generated (?P<name>[\w.]+) -->\n)(?P<body>(?:.*?\n)??)(<!-- end -->)", re.S)
 FIGURE = re.compile(r"(<!-- figure (?P<name>[\w.]+) -->)(?P<body>.*?)(<!-- /figure -->)", re.S)
 QUOTE = re.compile(r"<!-- quote -->.*?<!-- /quote -->", re.S)
 # What a stamp must hold for a result to name its code, date and machine.
@@ -38,14 +40,12 @@ def stored(part: str) -> dict:
 
 
 def source_line(part: str, result: dict) -> str:
-    """Where a table comes from: its command, its file, the commit, date and machine it was measured on."""
+    """Where a table comes from (stored in bench/results/<part>.json): its command, commit, date and machine."""
     stamp = result["stamp"]
     commit = stamp["commit"][:7] + (" with uncommitted changes" if stamp.get("uncommitted_changes") else "")
-    load = "{:.2f}".format(stamp["load_average_before"][0]), "{:.2f}".format(stamp["load_average_after"][0])
-    return (
-        f"`{stamp['command']}` · `bench/results/{part}.json` · commit `{commit}` · {stamp['date'][:10]} · "
-        f"{stamp['cpu_model']}, {stamp['cores']} cores · load {load[0]} before, {load[1]} after"
-    )
+    load = "/".join(f"{stamp[when][0]:.2f}" for when in ("load_average_before", "load_average_after"))
+    machine = f"{stamp['cpu_model']}, {stamp['cores']} cores, load {load}"
+    return f"`{stamp['command']}` · `{commit}` {stamp['date'][:10]} · {machine}"
 
 
 def median(values) -> float:
@@ -142,26 +142,32 @@ def confirmation_table(result: dict) -> str:
 
 
 def seeds_table(result: dict) -> str:
-    (row,) = result["rows"]
-    converged = sum(epoch is not None for epoch in row["members"].values())
+    def converged(configuration: str) -> str:
+        (row,) = [row for row in result["rows"] if row["configuration"] == configuration]
+        return rate(sum(epoch is not None for epoch in row["members"].values()), len(row["members"]))
+
     return "\n".join(
         [
-            "| seeds 0-19, the defaults | wall | converged |",
+            "| seeds 0-19, the defaults | wall | members converged |",
             "| --- | --- | --- |",
-            f"| 20 queued `dvc exp run`s, 2 workers | {result['separate_s']:.0f} s | {rate(converged, 20)} |",
-            f"| one `dvc exp run -S train.population=20` | {result['population_s']:.0f} s | the same members |",
+            f"| 20 queued `dvc exp run`s, 2 workers | {result['separate_s']:.0f} s | "
+            f"{converged('train.population=1')} |",
+            f"| one `dvc exp run -S train.population=20` | {result['population_s']:.0f} s | "
+            f"{converged('train.population=20')} |",
         ]
     )
 
 
 def airflow_table(result: dict) -> str:
-    death = result["worker_death"]
+    death, faults = result["worker_death"], result["outages"]
     return "\n".join(
         [
             "| 8 default-size experiments, 2 at a time | wall |",
             "| --- | --- |",
             f"| `dvc queue start -j 2` | {result['queue_s']:.0f} s |",
             f"| `parity_lstm_sweep` on `dags/cluster/up` (2 Celery workers) | {result['cluster_s']:.0f} s |",
+            f"| the same, other seeds, the API server, Redis and PostgreSQL each down {faults['outage_s']} s "
+            f"(trainings per experiment: {', '.join(map(str, faults['trainings']))}) | {faults['wall_s']:.0f} s |",
             f"| `dags/cluster/up` | {result['startup_s']:.0f} s |",
             f"| a worker killed mid-training: until its task's retry starts | {death['to_retry_start_s']:.0f} s |",
         ]
@@ -183,7 +189,51 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "seeds": seeds_table,
     "airflow": airflow_table,
     "suite": suite_table,
+    "cells": lambda result: cells.table(result["cells"]),
+    "cells.deletang_table": lambda result: cells.deletang_table(result["cells"]),
 }
+
+
+def rates_chart(result: dict) -> dict:
+    """Converged members by cell, labels and lengths, with 95 % Wilson intervals: a Vega-Lite spec."""
+    values = []
+    for cell, cell_result in result["cells"].items():
+        for label, rate in cell_result["rates"].items():
+            low, high = wilson(rate["converged"], rate["members"])
+            share = rate["converged"] / rate["members"]
+            values.append({"cell": cell, "labels, lengths": label, "converged": share, "low": low, "high": high})
+    y = {"field": "labels, lengths", "type": "nominal", "title": None}
+    x = {"field": "converged", "type": "quantitative", "scale": {"domain": [0, 1]}, "title": "share converged"}
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "data": {"values": values},
+        "facet": {"row": {"field": "cell", "type": "nominal", "title": None}},
+        "spec": {
+            "width": 360,
+            "layer": [
+                {"mark": "rule", "encoding": {"y": y, "x": x | {"field": "low"}, "x2": {"field": "high"}}},
+                {"mark": {"type": "point", "filled": True}, "encoding": {"y": y, "x": x}},
+            ],
+        },
+    }
+
+
+# Pictures rendered from a stored result: path -> (part, the Vega-Lite spec of its result).
+IMAGES: dict[str, tuple[str, Callable[[dict], dict]]] = {
+    "docs/images/convergence_rates.svg": ("cells", rates_chart),
+}
+
+
+def image(path: str) -> str:
+    import vl_convert
+
+    part, spec = IMAGES[path]
+    return vl_convert.vegalite_to_svg(spec(stored(part)))
+
+
+def stale_images() -> list[str]:
+    """The pictures that differ from what their stored results draw."""
+    return [path for path in IMAGES if not (REPO / path).is_file() or (REPO / path).read_text() != image(path)]
 
 
 def section(name: str) -> str:
@@ -191,7 +241,7 @@ def section(name: str) -> str:
     part, _, key = name.partition(".")
     result = stored(part)
     body = RENDERERS[name](result) if name in RENDERERS else result[key or "table"]
-    return f"{body}\n\n{source_line(part, result)}"
+    return f"{body}\n\n{source_line(part, result)}\n"
 
 
 def metric(path: str, *keys: str, digits: int = 4) -> Callable[[], str]:
@@ -256,6 +306,7 @@ def unsourced_figures(path: Path) -> list[str]:
 def main(arguments: list[str]) -> None:
     if arguments == ["--check"]:
         stale = {str(path.relative_to(REPO)): names for path in PAGES if (names := differences(path))}
+        stale |= {path: ["the picture"] for path in stale_images()}
         for page, names in stale.items():
             print(f"{page}: {', '.join(names)} differ from the stored results; run `python -m bench.docs`")
         raise SystemExit(1 if stale else 0)
@@ -266,6 +317,9 @@ def main(arguments: list[str]) -> None:
         if (fresh := rendered(text)) != text:
             path.write_text(fresh)
             print(f"rendered {path.relative_to(REPO)}")
+    for path in stale_images():
+        (REPO / path).write_text(image(path))
+        print(f"drew {path}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,62 @@
+"""The docs cannot drift: every measured figure in README.md and docs/ is rendered from a stored, stamped result
+(bench/docs.py), prose holds no figure of its own, and the pages stay short."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import docs
+from bench.harness import RESULTS
+from bench.scratch_repo import REPO
+
+PAGES = {str(path.relative_to(REPO)): path for path in docs.PAGES}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_each_page_shows_what_the_stored_results_render(page: str):
+    assert docs.differences(PAGES[page]) == [], "run `python -m bench.docs` (never edit a figure by hand)"
+
+
+def test_each_picture_is_what_its_stored_result_draws():
+    assert docs.stale_images() == [], "run `python -m bench.docs`"
+
+
+@pytest.mark.parametrize("result", sorted(path.name for path in RESULTS.glob("*.json")))
+def test_each_stored_result_names_its_command_code_date_and_machine(result: str):
+    stamp = json.loads((RESULTS / result).read_text())["stamp"]
+    assert {*docs.STAMP_KEYS, "command"} <= stamp.keys()
+    assert len(stamp["commit"] or "") == 40 and stamp["command"].startswith("python -m bench --parts ")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_prose_holds_no_figure_without_a_stored_source(page: str):
+    assert docs.unsourced_figures(PAGES[page]) == [], "generate it, or mark a figure from elsewhere as a quote"
+
+
+def test_the_pages_stay_short():
+    words = {page: len(path.read_text().split()) for page, path in PAGES.items()}
+    assert words["README.md"] <= 700, words
+    assert sum(words.values()) <= 3600, words
+
+
+def test_a_figure_edited_by_hand_and_a_figure_in_prose_are_caught(tmp_path: Path):
+    """The checks above can fail: a figure typed over a rendered one, a figure written into a sentence."""
+    page = tmp_path / "page.md"
+    page.write_text("Held out: <!-- figure final_step_accuracy -->0.1234<!-- /figure -->.\n")
+    assert docs.differences(page) == ["final_step_accuracy"]
+    page.write_text(docs.rendered(page.read_text()))
+    assert docs.differences(page) == []
+    page.write_text("A clean run took 24.6 s, 11.7x faster; 99/100 held, 98 % of them. `0.001` is a setting.\n")
+    assert docs.unsourced_figures(page) == ["24.6 s", "11.7x", "99/100", "98 %"]
+    page.write_text("The program says it trains in <!-- quote -->under 2 minutes<!-- /quote -->; seeds 0-99.\n")
+    assert docs.unsourced_figures(page) == []
+
+
+def test_each_empty_section_is_rendered_in_its_own_place(tmp_path: Path):
+    page = tmp_path / "page.md"
+    page.write_text("<!-- generated seeds -->\n<!-- end -->\nBetween.\n<!-- generated scale -->\n<!-- end -->\n")
+    assert docs.differences(page) == ["seeds", "scale"]
+    text = docs.rendered(page.read_text())
+    seeds, between, scale = text.index("--parts seeds"), text.index("Between."), text.index("--parts scale")
+    assert seeds < between < scale
