@@ -154,3 +154,37 @@ def test_an_override_key_that_names_no_param_is_refused_in_one_line_with_the_nea
     )
     with pytest.raises(SystemExit, match=r"^nosuchkey is not a param; the nearest: data\.seq_len, "):
         check_keys(["nosuchkey"])
+
+
+@pytest.mark.parametrize(("min_len", "valid"), [(1, True), (50, True), (51, False)])
+def test_min_len_may_be_anything_up_to_seq_len(tmp_path, min_len, valid):
+    params = copy.deepcopy(DEFAULTS)
+    params["data"] |= {"seq_len": 50, "min_len": min_len}
+    if valid:
+        assert load(tmp_path, "data", params).min_len == min_len
+    else:
+        assert refusal(tmp_path, "data", params).endswith("data.min_len (51) must be at most data.seq_len (50)")
+
+
+@pytest.mark.parametrize(("engine", "units", "valid"), [("fused", 16, True), ("fused", 17, False), ("keras", 17, True)])
+def test_the_fused_engine_refuses_more_units_than_it_runs(tmp_path, engine, units, valid):
+    params = copy.deepcopy(DEFAULTS)
+    params["train"] |= {"engine": engine, "units": units}
+    if valid:
+        assert load(tmp_path, "train", params).units == units
+    else:
+        assert "train.units (17) is more than the fused engine runs (16)" in refusal(tmp_path, "train", params)
+
+
+def test_the_params_command_checks_the_keys_it_is_given_then_every_block(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(DEFAULTS))
+
+    def command(*keys: str) -> subprocess.CompletedProcess:
+        environment = {**os.environ, "PYTHONPATH": str(REPO)}
+        return subprocess.run(
+            [sys.executable, "-m", "parity_lstm.params", *keys], cwd=tmp_path, env=environment, capture_output=True
+        )
+
+    assert command().returncode == 0 and command("train.seed", "data.count").returncode == 0
+    refused = command("train.seed", "train.sede")
+    assert refused.returncode == 1 and refused.stderr.decode().startswith("train.sede is not a param; the nearest: ")

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from parity_lstm.data.encoding import PAD, running_parity
+from parity_lstm.data.encoding import PAD, one_hot_pairs, random_bits, running_parity
 from stages.targets import inverse_position_scale, loss_factors
 
 
@@ -72,3 +72,24 @@ def test_the_weight_scale_is_the_same_however_the_rows_are_split():
     assert inverse_position_scale([bits[:333], bits[333:334], bits[334:]], 30, "running") == whole
     weights = loss_factors(bits, "running", "inverse_position", whole)
     assert weights[bits != PAD].mean() == pytest.approx(1, rel=1e-6)
+
+
+def test_running_parity_runs_along_the_last_axis_of_any_shape():
+    row = np.array([1, 1, 0, 1, PAD], dtype=np.uint8)
+    np.testing.assert_array_equal(running_parity(row), [1, 0, 0, 1, 1])
+    np.testing.assert_array_equal(
+        running_parity(np.stack([[row, 1 - row]] * 2)), [[[1, 0, 0, 1, 1], [0, 0, 1, 1, 1]]] * 2
+    )
+
+
+def test_each_bit_is_paired_as_the_reference_pairs_it_and_padding_as_zeros():
+    pairs = one_hot_pairs(np.array([[1, 0, PAD], [0, 1, 1]], dtype=np.uint8))
+    assert pairs.dtype == np.float32
+    np.testing.assert_array_equal(pairs, [[[1, 0], [0, 1], [0, 0]], [[0, 1], [1, 0], [1, 0]]])
+
+
+def test_random_bits_are_fair_zeros_and_ones_of_the_shape_asked():
+    bits = random_bits(np.random.default_rng(0), 1000, 50)
+    assert bits.shape == (1000, 50) and bits.dtype == np.uint8
+    # 50,000 fair draws: the share of ones is 0.5 within 0.01 (4.5 standard deviations).
+    assert set(np.unique(bits)) == {0, 1} and abs(bits.mean() - 0.5) < 0.01
