@@ -1,6 +1,7 @@
 """The docs cannot drift: every measured figure in README.md and docs/ is rendered from a stored, stamped result
 (bench/docs.py), prose holds no figure of its own, and the pages stay short."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -60,3 +61,12 @@ def test_each_empty_section_is_rendered_in_its_own_place(tmp_path: Path):
     text = docs.rendered(page.read_text())
     seeds, between, scale = text.index("--parts seeds"), text.index("Between."), text.index("--parts scale")
     assert seeds < between < scale
+
+
+def test_the_readme_picture_shows_a_flip_flop_as_it_says():
+    """The committed run's states (in git, drawn in the README): every step of odd parity so far has its hidden state
+    on one side of every step of even parity (which side is a seed's)."""
+    with (REPO / "metrics/evaluate_states.csv").open() as states:
+        rows = list(csv.DictReader(states))
+    odd, even = ([float(row["hidden_state"]) for row in rows if row["parity"] == parity] for parity in "10")
+    assert odd and even and (max(odd) < min(even) or max(even) < min(odd)), (odd, even)
