@@ -77,7 +77,15 @@ def mutate(scratch: Path, module: str) -> list[dict]:
     cosmic_ray = [sys.executable, "-m", "cosmic_ray.cli"]
     subprocess.run([*cosmic_ray, "init", str(config), session], cwd=clone, check=True, capture_output=True)
     with use_db(session, WorkDB.Mode.open) as db:
-        items = [item for item in db.pending_work_items if not excluded(item.mutations[0].operator_name)]
+        # In the order of the source, not the database's: the same draw every time.
+        items = sorted(
+            (item for item in db.pending_work_items if not excluded(item.mutations[0].operator_name)),
+            key=lambda item: (
+                item.mutations[0].start_pos,
+                item.mutations[0].operator_name,
+                item.mutations[0].occurrence,
+            ),
+        )
         chosen = random.Random(SAMPLE_SEED).sample(items, min(SAMPLE, len(items)))
         left_out = {item.job_id for item in db.pending_work_items} - {item.job_id for item in chosen}
         db.set_multiple_results(left_out, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output="left out"))

@@ -59,6 +59,7 @@ def test_summary_adds_up_across_blocks():
 def test_variable_lengths_are_padded_in_front():
     params = DataParams(seq_len=12, min_len=3, count=2000, val_count=10, test_count=10, seed=0)
     bits, _, _ = generated(params)
+    assert PAD == 2  # the files' format: uint8, 2 for padding (docs/pipeline.md)
     real = bits != PAD
     lengths = real.sum(axis=1)
     assert lengths.min() == 3 and lengths.max() == 12

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from bench.scratch_repo import REPO
 from parity_lstm.params import SCHEMAS, check_keys, check_params, load_params
@@ -188,3 +189,12 @@ def test_the_params_command_checks_the_keys_it_is_given_then_every_block(tmp_pat
     assert command().returncode == 0 and command("train.seed", "data.count").returncode == 0
     refused = command("train.seed", "train.sede")
     assert refused.returncode == 1 and refused.stderr.decode().startswith("train.sede is not a param; the nearest: ")
+
+
+def test_params_are_read_only_once_loaded_and_stop_at_accuracy_takes_any_share(tmp_path):
+    params = copy.deepcopy(DEFAULTS)
+    params["train"]["stop_at_accuracy"] = 0.5
+    train = load(tmp_path, "train", params)
+    assert train.stop_at_accuracy == 0.5
+    with pytest.raises(ValidationError, match="frozen"):
+        train.seed = 3
