@@ -71,6 +71,16 @@ def test_variable_lengths_are_padded_in_front():
     np.testing.assert_array_equal(bits[real], fixed[real])
 
 
+def test_the_lengths_are_drawn_from_the_same_stream_after_every_bit():
+    """The stream's layout, as `sequences` says: the lengths never reuse a draw the bits used."""
+    params = DataParams(seq_len=12, min_len=3, count=101, val_count=10, test_count=10, seed=0)
+    bits, _, _ = generated(params)
+    _, seed, count = generate.splits(params)[0]
+    after_the_bits = np.random.Generator(np.random.PCG64(seed).advance(-(-count * params.seq_len // 8)))
+    lengths = after_the_bits.integers(params.min_len, params.seq_len, size=count, endpoint=True)
+    np.testing.assert_array_equal((bits != PAD).sum(axis=1), lengths)
+
+
 def test_min_len_above_seq_len_is_refused():
     with pytest.raises(ValueError, match="min_len"):
         DataParams(seq_len=5, min_len=6, count=1, val_count=1, test_count=1, seed=0)

@@ -81,6 +81,7 @@ def test_any_value_is_valid_or_refused_in_one_line_naming_the_key(tmp_path_facto
         ("train", "forget_bias", float("inf"), "train.forget_bias = inf: Input should be a finite number"),
         ("train", "batch_size", "128", "train.batch_size = '128': Input should be a valid integer"),
         ("train", "stop_at_accuracy", 1.5, "train.stop_at_accuracy = 1.5: Input should be less than or equal to 1"),
+        ("train", "stop_at_accuracy", 0.0, "train.stop_at_accuracy = 0.0: Input should be greater than 0"),
         ("targets", "mode", "last", "targets.mode = 'last': Input should be 'running' or 'final'"),
         ("evaluate", "lengths", [], "evaluate.lengths = []: List should have at least 1 item after validation, not 0"),
         (

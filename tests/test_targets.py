@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -5,7 +7,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from parity_lstm.data.encoding import PAD, one_hot_pairs, random_bits, running_parity
-from stages.targets import inverse_position_scale, loss_factors
+from parity_lstm.data.files import TRAIN_LOSS_FACTORS
+from parity_lstm.params import TargetsParams
+from stages.targets import inverse_position_scale, loss_factors, write_loss_factors, write_parity
 
 
 def brute_force_parity(bits: np.ndarray) -> np.ndarray:
@@ -93,3 +97,16 @@ def test_random_bits_are_fair_zeros_and_ones_of_the_shape_asked():
     assert bits.shape == (1000, 50) and bits.dtype == np.uint8
     # 50,000 fair draws: the share of ones is 0.5 within 0.01 (4.5 standard deviations).
     assert set(np.unique(bits)) == {0, 1} and abs(bits.mean() - 0.5) < 0.01
+
+
+def test_the_targets_summary_counts_odd_steps_odd_finals_and_supervised_steps(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("data").mkdir()
+    np.save("bits.npy", np.array([[1, 0, 1], [PAD, 1, 1], [0, 0, 1]], np.uint8))
+    bits = np.load("bits.npy", mmap_mode="r")  # parity [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+    assert write_parity(bits, tmp_path / "parity.npy") == {"share_odd_steps": 4 / 9, "share_odd_final": 1 / 3}
+    assert write_loss_factors(bits, TargetsParams(mode="running", weighting="uniform")) == 8 / 3
+    assert write_loss_factors(bits, TargetsParams(mode="final", weighting="uniform")) == 1
+    assert write_loss_factors(bits, TargetsParams(mode="running", weighting="inverse_position")) == 8 / 3
+    factors = np.load(TRAIN_LOSS_FACTORS)
+    assert factors[0, 1] < factors[0, 0] and factors[factors > 0].mean() == pytest.approx(1, rel=1e-6)
