@@ -8,6 +8,7 @@ Each part's module (bench/<part>.py; `airflow`: bench/airflow_dags.py) says what
 
 import argparse
 import functools
+import os
 import shlex
 import tempfile
 import time
@@ -28,6 +29,7 @@ from bench import (
     suite,
 )
 from bench.harness import RESULTS, stamp, store
+from bench.scratch_repo import REPO
 
 # Each part's measure() with the options it takes: (scratch folder, parsed arguments, store a partial result).
 PARTS = {
@@ -62,6 +64,8 @@ def part_command(part: str, args: argparse.Namespace) -> str:
     words = ["python", "-m", "bench", "--parts", part]
     for option in PART_OPTIONS.get(part, ()):
         value = getattr(args, option)
+        if isinstance(value, Path):  # a file as seen from this repository, not where this machine keeps it
+            value = os.path.relpath(value.resolve(), REPO)
         if value is not None:
             words += [f"--{option.replace('_', '-')}", *map(str, value if isinstance(value, list | tuple) else [value])]
     return shlex.join(words)

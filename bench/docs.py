@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import cells
+from bench import cells, mutation
 from bench.harness import RESULTS
 from bench.scratch_repo import REPO
 from stages.convergence import wilson
@@ -63,48 +63,55 @@ def rate(successes: int, trials: int) -> str:
     return f"{successes}/{trials} ({low:.2f}-{high:.2f})"
 
 
+def verdict(value: float, at_least: float | None = None, at_most: float | None = None) -> str:
+    met = (at_least is None or value >= at_least) and (at_most is None or value <= at_most)
+    return "met" if met else "**missed**"
+
+
 def speed_table(result: dict) -> str:
-    """The speed part's median seconds and speed-ups over the reference program, each taken within a repeat."""
+    """The speed part's seconds in each repeat, and the speed-ups over the reference program, each taken within a
+    repeat; each against its target (issue 31's, for 2 cores)."""
     repeats = result["repeats"]
 
-    def seconds(*keys: str) -> float:
-        return median(dig(one, *keys) for one in repeats)
+    def speedup(*keys: str) -> float:
+        return median(one["reference"]["end_to_end_s"] / dig(one, *keys) for one in repeats)
 
-    def speedup(*keys: str) -> str:
-        return f"{median(one['reference']['end_to_end_s'] / dig(one, *keys) for one in repeats):.1f}x"
-
+    # label, where in a repeat, and the target: a speed-up of at least, or seconds of at most.
     rows = [
-        ("the reference program", ("reference", "end_to_end_s"), "", ""),
-        (
-            "`dvc repro`, fresh clone, kernels compiled (empty cache)",
-            ("pipeline", "empty_cache_s"),
-            ">= 10x",
-            "speedup",
-        ),
+        ("the reference program", ("reference", "end_to_end_s"), {}),
+        ("`dvc repro`, fresh clone, empty kernel cache", ("pipeline", "empty_cache_s"), {"speedup": 10}),
         (
             "`dvc repro`, fresh clone, the machine's kernel cache",
             ("pipeline", "warm_cache_fresh_clone_s"),
-            ">= 20x",
-            "speedup",
+            {"speedup": 20},
         ),
-        ("`dvc repro --force`, same clone", ("pipeline", "warm_repo_s"), ">= 20x", "speedup"),
-        ("no-op `dvc repro`", ("pipeline", "noop_s"), "", ""),
-        ("`train` (peak resident memory: target <= 250 MiB)", ("pipeline", "train", "wall_s"), "", ""),
-        ("`evaluate`", ("pipeline", "evaluate_s"), "<= 1.0 s", ""),
-        ("`predict` of one string", ("pipeline", "predict_s"), "<= 0.5 s", ""),
-        ("every kernel's cold compile", ("pipeline", "compile_s"), "<= 6 s", ""),
-        ("8 queued experiments, this commit", ("queue at this commit", "wall_s"), "", ""),
-        ("8 queued experiments, commit `cc7933d`", ("queue at cc7933d", "wall_s"), "", ""),
+        ("`dvc repro --force`, same clone", ("pipeline", "warm_repo_s"), {"speedup": 20}),
+        ("no-op `dvc repro`", ("pipeline", "noop_s"), {}),
+        ("`train`", ("pipeline", "train", "wall_s"), {}),
+        ("`evaluate`", ("pipeline", "evaluate_s"), {"seconds": 1.0}),
+        ("`predict` of one string", ("pipeline", "predict_s"), {"seconds": 0.5}),
+        ("every kernel's cold compile", ("pipeline", "compile_s"), {"seconds": 6}),
+        ("8 queued experiments, this commit", ("queue at this commit", "wall_s"), {}),
+        ("8 queued experiments, commit `cc7933d`", ("queue at cc7933d", "wall_s"), {}),
     ]
-    lines = ["| what | seconds (median) | speed-up | target |", "| --- | --- | --- | --- |"]
-    for label, keys, target, kind in rows:
-        lines.append(f"| {label} | {seconds(*keys):.2f} | {speedup(*keys) if kind else ''} | {target} |")
+    lines = ["| what | seconds, each repeat | speed-up (median) | target |", "| --- | --- | --- | --- |"]
+    for label, keys, target in rows:
+        each = ", ".join(f"{dig(one, *keys):.2f}" for one in repeats)
+        ratio, goal = "", ""
+        if "speedup" in target:
+            ratio = f"{speedup(*keys):.1f}x"
+            goal = f">= {target['speedup']}x: {verdict(speedup(*keys), at_least=target['speedup'])}"
+        elif "seconds" in target:
+            seconds = median(dig(one, *keys) for one in repeats)
+            goal = f"<= {target['seconds']} s: {verdict(seconds, at_most=target['seconds'])}"
+        lines.append(f"| {label} | {each} | {ratio} | {goal} |")
     queue = median(one["queue at cc7933d"]["wall_s"] / one["queue at this commit"]["wall_s"] for one in repeats)
     rss = median(one["pipeline"]["train"]["peak_rss_mib"] for one in repeats)
     lines.append("")
     lines.append(
-        f"Queued experiments, `cc7933d` / this commit: {queue:.1f}x (target >= 3x). `train` peak resident memory: "
-        f"{rss:.0f} MiB. {len(repeats)} repeats, each contender once a repeat, in alternating order."
+        f"Queued experiments, `cc7933d` / this commit: {queue:.1f}x (>= 3x: {verdict(queue, at_least=3)}). `train` "
+        f"peak resident memory {rss:.0f} MiB (<= 250 MiB: {verdict(rss, at_most=250)}). {len(repeats)} repeats, "
+        "each contender once a repeat, in alternating order."
     )
     return "\n".join(lines)
 
@@ -122,6 +129,12 @@ def population_table(result: dict) -> str:
             + " | ".join(f"{value:.3f} s" for value in steady)
             + f" | {result['step_s'][members]:.3f} s | {f'{floor:.3f} s' if floor else '-'} |"
         )
+    one, ratio = result["steady_s"]["1 fused, 2 threads"], result["step_s"]["100"] / result["floor_s"]["100"]
+    lines.append("")
+    lines.append(
+        f"K = 1, an epoch with validation: {one:.3f} s (<= 0.10 s: {verdict(one, at_most=0.1)}). K = 100, the training "
+        f"step over the floor probe's: {ratio:.2f} (<= 1.1: {verdict(ratio, at_most=1.1)})."
+    )
     return "\n".join(lines)
 
 
@@ -191,6 +204,8 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "suite": suite_table,
     "cells": lambda result: cells.table(result["cells"]),
     "cells.deletang_table": lambda result: cells.deletang_table(result["cells"]),
+    # The reasons why survivors are equivalent are written after the run: the survivors' listing as it stands.
+    "mutation": lambda result: mutation.summary(result["modules"], mutation.equivalent())["table"],
 }
 
 
@@ -295,7 +310,13 @@ def prose(text: str) -> str:
         text = pattern.sub(" ", text)
     text = re.sub(r"\]\([^)]*\)", "]", text)  # a link's target
     text = re.sub(r"<!--.*?-->", " ", text, flags=re.S)
+    text = re.sub(r"\b95 %(?=\s+(?:Wilson|interval))", " ", text)  # an interval's confidence: a setting, not a figure
     return "\n".join(line for line in text.splitlines() if not line.startswith(">"))
+
+
+def words(text: str) -> int:
+    """The words a reader reads: tokens with a letter or digit, outside the markers (HTML comments)."""
+    return sum(bool(re.search(r"[^\W_]", token)) for token in re.sub(r"<!--.*?-->", " ", text, flags=re.S).split())
 
 
 def unsourced_figures(path: Path) -> list[str]:

@@ -98,14 +98,19 @@ def mutate(scratch: Path, module: str) -> list[dict]:
         ]
 
 
+def equivalent() -> dict[str, str]:
+    """Each survivor that no test can tell apart, with why: bench/mutation.toml."""
+    return tomllib.loads(EQUIVALENT.read_text())["equivalent"] if EQUIVALENT.exists() else {}
+
+
 def measure(scratch: Path, store) -> dict:
-    equivalent = tomllib.loads(EQUIVALENT.read_text())["equivalent"] if EQUIVALENT.exists() else {}
+    reasons = equivalent()
     modules = {}
     with ThreadPoolExecutor(2) as pool:
         for module, mutants in zip(MODULES, pool.map(lambda module: mutate(scratch, module), MODULES), strict=True):
             modules[module] = mutants
             print(f"{module}: {sum(mutant['killed'] for mutant in mutants)}/{len(mutants)} killed", flush=True)
-            store(result := summary(modules, equivalent))
+            store(result := summary(modules, reasons))
     return result
 
 

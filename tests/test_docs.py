@@ -3,6 +3,7 @@
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ def test_each_stored_result_names_its_command_code_date_and_machine(result: str)
     stamp = json.loads((RESULTS / result).read_text())["stamp"]
     assert {*docs.STAMP_KEYS, "command"} <= stamp.keys()
     assert len(stamp["commit"] or "") == 40 and stamp["command"].startswith("python -m bench --parts ")
+    assert not re.search(r"(^|\s)/", stamp["command"]), "a file as seen from the repository, not this machine's path"
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -36,7 +38,7 @@ def test_prose_holds_no_figure_without_a_stored_source(page: str):
 
 
 def test_the_pages_stay_short():
-    words = {page: len(path.read_text().split()) for page, path in PAGES.items()}
+    words = {page: docs.words(path.read_text()) for page, path in PAGES.items()}
     assert words["README.md"] <= 700, words
     assert sum(words.values()) <= 3600, words
 
@@ -52,6 +54,11 @@ def test_a_figure_edited_by_hand_and_a_figure_in_prose_are_caught(tmp_path: Path
     assert docs.unsourced_figures(page) == ["24.6 s", "11.7x", "99/100", "98 %"]
     page.write_text("The program says it trains in <!-- quote -->under 2 minutes<!-- /quote -->; seeds 0-99.\n")
     assert docs.unsourced_figures(page) == []
+
+
+def test_words_are_what_a_reader_reads():
+    """Not a table's rules and bars, nor the markers a reader never sees."""
+    assert docs.words("| a | 2.5 s |\n| --- | --- |\n<!-- generated speed -->\nThe end, 1 / 2.\n<!-- end -->") == 7
 
 
 def test_each_empty_section_is_rendered_in_its_own_place(tmp_path: Path):
