@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.harness import default_data, training_environment
-from bench.scratch_repo import REPO
+from bench.scratch_repo import REPO, run
 from parity_lstm.data.encoding import running_parity
 from parity_lstm.model import Layout
 from parity_lstm.params import TrainParams
@@ -39,11 +39,11 @@ def measure(scratch: Path) -> dict:
         )
         members = {}
         for engine in ("fused", "keras"):
-            run = TrainParams(**params["train"] | {"population": MEMBERS, "seed": 0, "engine": engine})
-            trained = train(*arrays, run)
+            settings = TrainParams(**params["train"] | {"population": MEMBERS, "seed": 0, "engine": engine})
+            trained = train(*arrays, settings)
             members[engine] = {
                 "validation": trained.val_accuracy[-1].tolist(),
-                "at_length": Validation(fresh, running_parity(fresh), Layout(run.units, run.cell))
+                "at_length": Validation(fresh, running_parity(fresh), Layout(settings.units, settings.cell))
                 .accuracy(trained.members)
                 .tolist(),
             }

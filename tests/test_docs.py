@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import docs
+from bench import docs, mutation
 from bench.harness import RESULTS
 from bench.scratch_repo import REPO
 
@@ -77,3 +77,14 @@ def test_the_readme_picture_shows_a_flip_flop_as_it_says():
         rows = list(csv.DictReader(states))
     odd, even = ([float(row["hidden_state"]) for row in rows if row["parity"] == parity] for parity in "10")
     assert odd and even and (max(odd) < min(even) or max(even) < min(odd)), (odd, even)
+
+
+def test_every_reason_in_the_mutation_list_names_a_mutant_that_survived():
+    """bench/mutation.toml says why survivors are equivalent: a reason for a mutant that no run left alive is stale."""
+    survivors = {
+        mutant["mutant"]
+        for mutants in docs.stored("mutation")["modules"].values()
+        for mutant in mutants
+        if not mutant["killed"]
+    }
+    assert set(mutation.equivalent()) <= survivors

@@ -1,10 +1,18 @@
+import csv
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
+from bench.scratch_repo import REPO
 from parity_lstm.data.encoding import one_hot_pairs, random_bits, running_parity
-from parity_lstm.model import Layout
+from parity_lstm.data.files import TEST_BITS, TEST_PARITY
+from parity_lstm.model import Layout, save_model
 from parity_lstm.numerics.forward import TrainedModel
 from parity_lstm.params import EvaluateParams
+from stages import evaluate
 from stages.evaluate import score, score_by_length
 from tests.conftest import flip_flop_weights
 
@@ -106,3 +114,38 @@ def test_padding_does_not_count_in_metrics():
     np.testing.assert_array_equal(by_position, [1.0, 1.0, 1.0, 1.0])
     metrics, _ = score(wrong_on_padding, parity)  # the same outputs, padding counted as real
     assert metrics["step_accuracy"] == 0.75 and metrics["sequence_accuracy"] == 0.5
+
+
+def test_the_stage_writes_its_metrics_and_the_files_its_plots_draw(tmp_path, monkeypatch):
+    """`python -m stages.evaluate` in a folder of its own: the flip-flop model on 40 test sequences of 12 bits."""
+    monkeypatch.chdir(tmp_path)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["evaluate"] |= {"lengths": [5, 30], "sequences_per_length": 20}
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    for folder in ("data", "models", "metrics"):
+        Path(folder).mkdir()
+    bits = random_bits(np.random.default_rng(0), 40, 12)
+    np.save(TEST_BITS, bits)
+    np.save(TEST_PARITY, running_parity(bits))
+    *recurrent, dense_kernel, dense_bias = flip_flop_weights()
+    # Its logits shrunk: the same answers, a confidence near one half whose decimals the metric rounds.
+    save_model([*recurrent, dense_kernel / 64, dense_bias / 64], Layout(1), Path("models/model.keras"))
+    evaluate.main()
+
+    metrics = json.loads(Path("metrics/evaluate.json").read_text())
+    assert metrics["final_step_accuracy"] == metrics["sequence_accuracy"] == 1 and list(metrics["by_length"]) == [
+        "5",
+        "30",
+    ]
+    confidence = metrics["mean_final_confidence"]
+    assert 0.5 < confidence < 0.9 and confidence == round(confidence, 5)  # the decimals the file keeps
+    with open("metrics/evaluate_accuracy_by_position.csv") as by_position:
+        assert [row["position"] for row in csv.DictReader(by_position)] == [str(step) for step in range(1, 13)]
+    with open("metrics/evaluate_accuracy_by_length.csv") as by_length:
+        assert [row["length"] for row in csv.DictReader(by_length)] == ["5", "30"]
+    with open("metrics/evaluate_states.csv") as states:
+        rows = list(csv.DictReader(states))
+    # The first test sequence, step by step: its bits, their running parity, and the states after each bit.
+    assert [int(row["step"]) for row in rows] == list(range(1, 13))
+    assert [int(row["bit"]) for row in rows] == bits[0].tolist()
+    assert [int(row["parity"]) for row in rows] == running_parity(bits[0]).tolist()

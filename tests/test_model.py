@@ -14,7 +14,7 @@ import pytest
 from bench.scratch_repo import REPO
 from parity_lstm.data.encoding import PAD, one_hot_pairs
 from parity_lstm.engines.keras.oracle import keras_model
-from parity_lstm.model import CELLS, Layout, initial_weights, load_model, save_model
+from parity_lstm.model import CELLS, Layout, cell_of, initial_weights, keras_config, load_model, save_model
 from parity_lstm.numerics.forward import TrainedModel
 from tests.digest_initial_weights import digest
 
@@ -173,3 +173,10 @@ def test_a_model_of_another_architecture_is_refused(tmp_path):
     other.save(tmp_path / "model.keras")
     with pytest.raises(SystemExit, match="is not the model, an LSTM, GRU or simple RNN"):
         load_model(tmp_path / "model.keras")
+
+
+@pytest.mark.parametrize("first", ["Masking", "Dense"])
+def test_layers_that_do_not_start_with_the_input_are_not_this_model(first):
+    layers = keras_config(Layout(1))["config"]["layers"]
+    assert cell_of(layers) == "lstm"
+    assert cell_of([{**layers[0], "class_name": first}, *layers[1:]]) is None
