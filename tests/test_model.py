@@ -5,6 +5,7 @@ import math
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import keras
@@ -14,7 +15,16 @@ import pytest
 from bench.scratch_repo import REPO
 from parity_lstm.data.encoding import PAD, one_hot_pairs
 from parity_lstm.engines.keras.oracle import keras_model
-from parity_lstm.model import CELLS, Layout, cell_of, initial_weights, keras_config, load_model, save_model
+from parity_lstm.model import (
+    CELLS,
+    Layout,
+    cell_of,
+    initial_members,
+    initial_weights,
+    keras_config,
+    load_model,
+    save_model,
+)
 from parity_lstm.numerics.forward import TrainedModel
 from tests.digest_initial_weights import digest
 
@@ -180,3 +190,29 @@ def test_layers_that_do_not_start_with_the_input_are_not_this_model(first):
     layers = keras_config(Layout(1))["config"]["layers"]
     assert cell_of(layers) == "lstm"
     assert cell_of([{**layers[0], "class_name": first}, *layers[1:]]) is None
+
+
+def test_the_initial_weights_follow_the_cell_whatever_string_names_it():
+    """A cell's name read from a file is a string of its own, not the literal's object."""
+    built = "".join(["ls", "tm"])
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(initial_weights(0, Layout(1, built)), initial_weights(0, Layout(1, "lstm")), strict=True)
+    )
+
+
+def test_a_model_file_without_the_parts_a_keras_file_has_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "model.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{}")
+    with pytest.raises(SystemExit, match=r"cannot be loaded \(KeyError: "):
+        load_model(path)
+
+
+def test_a_population_starts_member_k_from_seed_plus_k_with_keras_forget_bias():
+    layout = Layout(1)
+    members = initial_members(5, 2, layout)
+    for k in range(2):
+        weights = initial_weights(5 + k, layout)
+        np.testing.assert_array_equal(members[k], layout.flatten(weights))
+        assert weights[2][1] == 1  # the forget gate's bias: Keras' unit_forget_bias

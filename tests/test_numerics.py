@@ -18,7 +18,7 @@ from parity_lstm.data.encoding import one_hot_pairs, running_parity
 from parity_lstm.engines.keras.oracle import keras_model, reference_model
 from parity_lstm.model import Layout, initial_members
 from parity_lstm.numerics.backprop import Adam, gradients
-from parity_lstm.numerics.forward import MIN_LANES_PER_THREAD, TrainedModel, states
+from parity_lstm.numerics.forward import MIN_LANES_PER_THREAD, TrainedModel, probability_of_one, states
 from stages.evaluate import score
 from stages.predict import predict_line
 from stages.train import Validation, train
@@ -162,3 +162,17 @@ def test_the_same_bytes_whatever_instruction_set_the_kernels_are_compiled_for(tm
 
     # A numba cache of its own: code compiled for another CPU stays out of the project's.
     assert digest_in_process(NUMBA_CPU_NAME=cpu, NUMBA_CACHE_DIR=str(tmp_path)) == digest_in_process()
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_the_forward_pass_of_a_population_is_each_members_alone(cell):
+    """Lanes of several members and rows, over chunks of lanes that do not divide evenly."""
+    layout = Layout(2, cell)
+    members = initial_members(0, 3, layout)
+    bits = np.random.default_rng(0).integers(0, 2, (70, 9), dtype=np.uint8)
+    together = probability_of_one(members, bits, layout)
+    final = probability_of_one(members, bits, layout, final_only=True)
+    for k in range(3):
+        alone = probability_of_one(members[k : k + 1], bits, layout)[:, :, 0]
+        np.testing.assert_array_equal(together[:, :, k], alone)
+        np.testing.assert_array_equal(final[0, :, k], alone[-1])
