@@ -175,22 +175,22 @@ def seeds_until_one(successes: int, trials: int) -> str:
 
 
 def table(results: dict) -> str:
-    lengths = " / ".join(f"{int(length):,}" for length in HELD_LENGTHS)
+    lengths = "/".join(f"{int(length):,}" for length in HELD_LENGTHS)
     longest = f"{max(HELD_LENGTHS):,}"
     lines = [
-        f"| cell | labels, lengths | converged | seeds until one | best of 2 / 4 / 8 / 16 | converged members "
-        f"holding at {lengths} | median / worst at {longest} |",
+        f"| cell | labels, lengths | converged | seeds until one | best of 2/4/8/16 | converged members holding at "
+        f"{lengths} | median/worst at {longest} |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for cell, result in results.items():
         for label, rate in result["rates"].items():
             p = rate["converged"] / rate["members"]
-            best_of = " / ".join(f"{1 - (1 - p) ** k:.2f}" for k in (2, 4, 8, 16))
+            best_of = "/".join(f"{1 - (1 - p) ** k:.2f}" for k in (2, 4, 8, 16))
             holds, far = "-", "-"
             if rate["converged"]:
-                holds = " / ".join(str(rate["held"][str(length)]["holds"]) for length in HELD_LENGTHS)
+                holds = "/".join(str(rate["held"][str(length)]["holds"]) for length in HELD_LENGTHS)
                 at_longest = rate["held"][str(max(HELD_LENGTHS))]
-                far = f"{at_longest['median']:.3f} / {at_longest['worst']:.3f}"
+                far = f"{at_longest['median']:.3f}/{at_longest['worst']:.3f}"
             lines.append(
                 f"| {cell} | {label} | {interval(rate['converged'], rate['members'])} "
                 f"| {seeds_until_one(rate['converged'], rate['members'])} | {best_of} | {holds} | {far} |"

@@ -14,6 +14,7 @@ Markers in the pages:
     python -m bench.docs --check     name the sections that differ from what the results render; exit 1 if any
 """
 
+import itertools
 import json
 import re
 import statistics
@@ -39,13 +40,27 @@ def stored(part: str) -> dict:
     return json.loads((RESULTS / f"{part}.json").read_text())
 
 
+def shell_command(command: str) -> str:
+    """A stored command with an evenly spaced list of numbers written as the `seq` that makes it, as short as a reader
+    needs."""
+
+    def as_seq(match: re.Match) -> str:
+        numbers = [int(number) for number in match[2].split()]
+        steps = {b - a for a, b in itertools.pairwise(numbers)}
+        if len(numbers) < 4 or len(steps) != 1:
+            return match[0]
+        return f"{match[1]} $(seq {numbers[0]} {steps.pop()} {numbers[-1]})"
+
+    return re.sub(r"(--\w[\w-]*) ((?:\d+ ?)+)", as_seq, command).strip()
+
+
 def source_line(part: str, result: dict) -> str:
     """Where a table comes from (stored in bench/results/<part>.json): its command, commit, date and machine."""
     stamp = result["stamp"]
     commit = stamp["commit"][:7] + (" with uncommitted changes" if stamp.get("uncommitted_changes") else "")
     load = "/".join(f"{stamp[when][0]:.2f}" for when in ("load_average_before", "load_average_after"))
     machine = f"{stamp['cpu_model']}, {stamp['cores']} cores, load {load}"
-    return f"`{stamp['command']}` · `{commit}` {stamp['date'][:10]} · {machine}"
+    return f"`{shell_command(stamp['command'])}` · `{commit}` {stamp['date'][:10]} · {machine}"
 
 
 def median(values) -> float:
@@ -154,6 +169,21 @@ def confirmation_table(result: dict) -> str:
     )
 
 
+def members_table(result: dict) -> str:
+    members = len(result["members"]["fused"]["validation"])
+    lines = [
+        "| engine | converged | of those, holding at length 10,000 | validation 1.0: among those that hold, not |",
+        "| --- | --- | --- | --- |",
+    ]
+    for engine, f in result["figures"].items():
+        lines.append(
+            f"| `{engine}` | {rate(f['converged'], members)} | {f['converged_and_hold']} | "
+            f"{f['hold_at_validation_1']}, {f['not_hold_at_validation_1']} |"
+        )
+    lines.append(f"\nThe engines agree on which members converge for {result['agree']} of {members}.")
+    return "\n".join(lines)
+
+
 def seeds_table(result: dict) -> str:
     def converged(configuration: str) -> str:
         (row,) = [row for row in result["rows"] if row["configuration"] == configuration]
@@ -199,6 +229,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "speed": speed_table,
     "population": population_table,
     "confirmation": confirmation_table,
+    "members": members_table,
     "seeds": seeds_table,
     "airflow": airflow_table,
     "suite": suite_table,
