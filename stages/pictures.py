@@ -1,6 +1,6 @@
 """Draw the plots of dvc.yaml as SVG pictures for the README, offline, from the pipeline's own plot data.
 
-    dvc repro && python -m stages.pictures            # docs/images/<plot>.svg, one per plot in dvc.yaml
+    dvc repro && python -m stages.pictures            # docs/images/<plot>.svg and its spec with data, <plot>.json
 
 The charts are those of `dvc plots show` (its filled-in Vega-Lite specs, templates included), less what only tells
 revisions apart (`one_revision`), drawn by vl-convert, which needs no browser and no network.
@@ -93,7 +93,9 @@ def draw_plots() -> list[Path]:
         spec = one_revision(renders[0]["content"])
         path = IMAGES / f"{file_name(title)}.svg"
         path.write_text(vl_convert.vegalite_to_svg(spec))
-        written.append(path)
+        # The spec with its data, in git beside the picture: what the picture shows, and what the docs say of it.
+        path.with_suffix(".json").write_text(json.dumps(spec, indent=1, sort_keys=True) + "\n")
+        written.extend([path, path.with_suffix(".json")])
     return written
 
 

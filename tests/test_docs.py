@@ -1,7 +1,6 @@
 """The docs cannot drift: every measured figure in README.md and docs/ is rendered from a stored, stamped result
 (bench/docs.py), prose holds no figure of its own, and the pages stay short."""
 
-import csv
 import json
 import re
 from pathlib import Path
@@ -71,11 +70,11 @@ def test_each_empty_section_is_rendered_in_its_own_place(tmp_path: Path):
 
 
 def test_the_readme_picture_shows_a_flip_flop_as_it_says():
-    """The committed run's states (in git, drawn in the README): every step of odd parity so far has its hidden state
-    on one side of every step of even parity (which side is a seed's)."""
-    with (REPO / "metrics/evaluate_states.csv").open() as states:
-        rows = list(csv.DictReader(states))
-    odd, even = ([float(row["hidden_state"]) for row in rows if row["parity"] == parity] for parity in "10")
+    """The data the README's picture is drawn from (its spec, in git beside it): every step of odd parity so far has
+    its hidden state on one side of every step of even parity (which side is a seed's)."""
+    spec = json.loads((REPO / "docs/images/one_held_out_sequence_step_by_step.json").read_text())
+    steps = {row["step"]: row for row in spec["data"]["values"]}
+    odd, even = ([float(row["hidden_state"]) for row in steps.values() if row["parity"] == parity] for parity in "10")
     assert odd and even and (max(odd) < min(even) or max(even) < min(odd)), (odd, even)
 
 

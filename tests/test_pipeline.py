@@ -248,9 +248,13 @@ def test_plots_render_offline_and_as_pictures(repo: Path):
     assert not re.search(r"<(script|link)[^>]+(src|href)=", page)  # nothing loaded from elsewhere: works offline
     assert "cdn.jsdelivr" not in page
     written = run(repo, sys.executable, "-m", "stages.pictures")
-    pictures = sorted(path.name for path in (repo / "docs/images").iterdir())
+    pictures = sorted(path.name for path in (repo / "docs/images").glob("*.svg"))
     assert len(pictures) == 5 and "one_held_out_sequence_step_by_step.svg" in pictures
-    assert all(f"docs/images/{name}" in written for name in pictures)
+    # Each picture, and beside it the spec with the data it draws.
+    for name in pictures:
+        spec = (repo / "docs/images" / name).with_suffix(".json")
+        assert f"docs/images/{name}" in written and f"docs/images/{spec.name}" in written
+        assert json.loads(spec.read_text())["data"]["values"]
     assert (repo / "docs/images/held_out_accuracy_by_test_length.svg").read_text().startswith("<svg")
 
 
