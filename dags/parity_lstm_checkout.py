@@ -194,10 +194,12 @@ def pushed_before(work: Path, name: str) -> bool:
     params = (work / "params.yaml").read_text()
     try:
         dvc(work, "exp", "pull", "--force", "origin", name)  # fails if its outputs are not all in the remote
+        kept = run(work, "git", "show", f"{ref}:params.yaml", data=True) == params  # else not this task's
     except CommandFailed:
-        return False  # not whole: run it again
-    if run(work, "git", "show", f"{ref}:params.yaml", data=True) != params:
-        return False  # other params under this name: not this task's
+        kept = False  # not whole: run it again
+    if not kept:  # the local copy goes, so that this try's run of the same name does not conflict with it
+        run(work, "git", "update-ref", "-d", ref)
+        return False
     dvc(work, "exp", "apply", name)
     return True
 

@@ -215,7 +215,7 @@ def test_the_ui_showed_a_task_log_from_the_worker_that_ran_it(sweep: Sweep):
 
 
 FAULT_SEEDS = [21, 22, 23, 24, 25, 26]
-OUTAGE_S = 30  # how long each part of the control plane is down
+OUTAGE_S = 20  # how long each part of the control plane is down
 
 
 @dataclass(frozen=True)
