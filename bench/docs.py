@@ -73,11 +73,6 @@ def dig(result: dict, *keys: str):
     return result
 
 
-def rate(successes: int, trials: int) -> str:
-    low, high = wilson(successes, trials)
-    return f"{successes}/{trials} ({low:.2f}-{high:.2f})"
-
-
 def verdict(value: float, at_least: float | None = None, at_most: float | None = None) -> str:
     met = (at_least is None or value >= at_least) and (at_most is None or value <= at_most)
     return "met" if met else "**missed**"
@@ -162,9 +157,10 @@ def confirmation_table(result: dict) -> str:
         [
             f"| `train.population=8`, seeds {seeds} | count (95 % interval) |",
             "| --- | --- |",
-            f"| members converged (a seed alone) | {rate(converged, len(members))} |",
-            f"| saved model converged | {rate(sum(run['converged'] for run in runs), len(runs))} |",
-            f"| saved model >= 0.999 at length 10,000 | {rate(sum(run['holds'] for run in runs), len(runs))} |",
+            f"| members converged (a seed alone) | {cells.interval(converged, len(members))} |",
+            f"| saved model converged | {cells.interval(sum(run['converged'] for run in runs), len(runs))} |",
+            "| saved model >= 0.999 at length 10,000 | "
+            f"{cells.interval(sum(run['holds'] for run in runs), len(runs))} |",
         ]
     )
 
@@ -177,7 +173,7 @@ def members_table(result: dict) -> str:
     ]
     for engine, f in result["figures"].items():
         lines.append(
-            f"| `{engine}` | {rate(f['converged'], members)} | {f['converged_and_hold']} | "
+            f"| `{engine}` | {cells.interval(f['converged'], members)} | {f['converged_and_hold']} | "
             f"{f['hold_at_validation_1']}, {f['not_hold_at_validation_1']} |"
         )
     lines.append(f"\nThe engines agree on which members converge for {result['agree']} of {members}.")
@@ -187,7 +183,7 @@ def members_table(result: dict) -> str:
 def seeds_table(result: dict) -> str:
     def converged(configuration: str) -> str:
         (row,) = [row for row in result["rows"] if row["configuration"] == configuration]
-        return rate(sum(epoch is not None for epoch in row["members"].values()), len(row["members"]))
+        return cells.interval(sum(epoch is not None for epoch in row["members"].values()), len(row["members"]))
 
     return "\n".join(
         [
