@@ -1,9 +1,10 @@
 """Run parts of the benchmark: each prints its table and stores its result with a stamp (commit, date, CPU, cores,
 library versions) in bench/results/<part>.json.
 
-    python -m bench [--parts speed streaming ...] [--repeats 3] [--seeds 1000 1008 ...] [--revs HEAD ...] [--out DIR]
+    python -m bench [--parts speed streaming ...] [--repeats 3] [--jobs 2] [--revs HEAD ...] [--out DIR]
 
-Each part's module (bench/<part>.py; `airflow`: bench/airflow_dags.py) says what it measures.
+Each part's module (bench/<part>.py; `airflow`: bench/airflow_dags.py; the studies of docs/results.md:
+bench/studies.py) says what it measures.
 """
 
 import argparse
@@ -16,16 +17,13 @@ from pathlib import Path
 
 from bench import (
     airflow_dags,
-    cells,
-    confirmation,
-    members,
     mutation,
     population,
     reproducibility,
     scale,
-    seeds,
     speed,
     streaming,
+    studies,
     suite,
 )
 from bench.harness import RESULTS, stamp, store
@@ -37,26 +35,21 @@ PARTS = {
     "streaming": lambda scratch, args, keep: streaming.measure(scratch, args.repeats),
     "scale": lambda scratch, args, keep: scale.measure(scratch),
     "population": lambda scratch, args, keep: population.measure(scratch, args.floor_probe),
-    "seeds": lambda scratch, args, keep: seeds.measure(scratch),
     "airflow": lambda scratch, args, keep: airflow_dags.measure(scratch),
-    "members": lambda scratch, args, keep: members.measure(scratch),
     "reproducibility": lambda scratch, args, keep: reproducibility.measure(scratch),
-    "cells": lambda scratch, args, keep: cells.measure(scratch),
-    "confirmation": lambda scratch, args, keep: confirmation.measure(scratch, list(args.seeds), keep),
     "suite": lambda scratch, args, keep: suite.measure(scratch, args.revs),
     "mutation": lambda scratch, args, keep: mutation.measure(scratch, keep),
-}
-# Run only when named: the confirmation is a statistical check of fresh seeds, not a timing; the suite times the
-# tests rather than the pipeline; mutation testing tests the tests, for hours.
-ON_REQUEST = ("confirmation", "suite", "mutation")
+} | {name: lambda scratch, args, keep, name=name: studies.measure(name, scratch, args.jobs) for name in studies.STUDIES}
+# Run only when named: the studies are rates over seeds (an hour on 2 cores), not timings; the suite times the tests
+# rather than the pipeline; mutation testing tests the tests, for hours.
+ON_REQUEST = (*studies.STUDIES, "suite", "mutation")
 # The options each part reads: its stamp's command names them, so that the command reproduces that part alone.
 PART_OPTIONS = {
     "speed": ("repeats",),
     "streaming": ("repeats",),
     "population": ("floor_probe",),
-    "confirmation": ("seeds",),
     "suite": ("revs",),
-}
+} | {name: ("jobs",) for name in studies.STUDIES}
 
 
 def part_command(part: str, args: argparse.Namespace) -> str:
@@ -81,9 +74,7 @@ def main() -> None:
         help=f"the parts to run, in this order (default: all but {' and '.join(ON_REQUEST)})",
     )
     parser.add_argument("--repeats", type=int, default=3, help="repeats of timed runs (medians are reported)")
-    parser.add_argument(
-        "--seeds", type=int, nargs="+", default=confirmation.CONFIRMATION_SEEDS, help="the confirmation's seeds"
-    )
+    parser.add_argument("--jobs", type=int, default=2, help="a study's queue workers (`dvc queue start -j`)")
     parser.add_argument(
         "--revs", type=suite.revision, nargs="+", default=["HEAD"], help="the revisions whose test suite `suite` times"
     )

@@ -70,7 +70,7 @@ def make_scratch_repo(path: Path, params: dict | None = None) -> Path:
     for name in PIPELINE_FILES:
         (path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, path / name)
-    for folder in ("parity_lstm", "stages", "dags"):
+    for folder in ("parity_lstm", "stages", "tools", "dags"):
         shutil.copytree(REPO / folder, path / folder, ignore=shutil.ignore_patterns("__pycache__"))
     if params is not None:
         (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -26,6 +26,9 @@ import numpy as np
 from parity_lstm.data.files import bad_input, replaced_atomically
 
 MODEL_FILE = Path("models/model.keras")
+# Every member of the population `train` fitted, a flat row each (float32, (members, size)), in member order: what
+# `evaluate` scores member by member. The model file is one of them, the selected member.
+MEMBERS_FILE = Path("models/members.npy")
 # The weights in order, each a part of a member's row: the indices `Layout.offsets` and the kernels use.
 KERNEL, RECURRENT, BIAS, DENSE_KERNEL, DENSE_BIAS = range(5)
 # The Keras release whose archive layout `save_model` writes; `keras.saving.load_model` of this release opens it
@@ -243,3 +246,21 @@ def load_model(path: Path = MODEL_FILE) -> tuple[list[np.ndarray], Layout]:
     except ValueError as error:
         raise bad_input(path, f"cannot be loaded ({error})") from None
     return weights, layout
+
+
+def save_members(members: np.ndarray, path: Path = MEMBERS_FILE) -> None:
+    with replaced_atomically(path) as tmp, tmp.open("wb") as file:
+        np.save(file, np.asarray(members, np.float32))
+
+
+def load_members(layout: Layout, path: Path = MEMBERS_FILE) -> np.ndarray:
+    """Every member's weights, as `save_members` wrote them for the model file's `layout`; anything else is refused
+    with the command that makes it anew."""
+    try:
+        members = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise bad_input(path, f"cannot be loaded ({type(error).__name__}: {error})") from None
+    if members.dtype != np.float32 or members.ndim != 2 or members.shape[1] != layout.size or not len(members):
+        found = f"{members.dtype} {members.shape}"
+        raise bad_input(path, f"expected float32 (members, {layout.size}) for the model's {layout.cell}, found {found}")
+    return members

@@ -4,10 +4,11 @@ python -m parity_lstm.params          check every block of params.yaml, as each 
 """
 
 import difflib
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -15,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeInt,
+    PlainValidator,
     PositiveFloat,
     PositiveInt,
     ValidationError,
@@ -58,10 +60,34 @@ class TargetsParams(Params):
     weighting: Literal["uniform", "inverse_position"]
 
 
+def length_or_range(value: object) -> int | str:
+    """A test length (a positive integer), or a range of them written `low-high` (`41-500`: lengths 41 to 500)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    bounds = re.fullmatch(r"([1-9]\d*)-([1-9]\d*)", value) if isinstance(value, str) else None
+    if bounds and int(bounds[1]) < int(bounds[2]):
+        return value
+    raise ValueError("expected a length (a positive integer) or a range of lengths low-high, low < high, e.g. 41-500")
+
+
+def length_range(text: str) -> range:
+    """The lengths a `low-high` entry of `evaluate.lengths` names, both ends included."""
+    low, high = map(int, text.split("-"))
+    return range(low, high + 1)
+
+
 class EvaluateParams(Params):
-    lengths: list[PositiveInt] = Field(min_length=1)
+    # Lengths of fresh sequences to score at; a range `low-high` is scored as Delétang et al. score (the mean over its
+    # lengths of the final-step accuracy).
+    lengths: list[Annotated[int | str, PlainValidator(length_or_range)]] = Field(min_length=1)
     sequences_per_length: PositiveInt
     seed: NonNegativeInt
+
+    @model_validator(mode="after")
+    def _each_length_once(self):
+        if len(set(self.lengths)) < len(self.lengths):
+            raise ValueError(f"evaluate.lengths {self.lengths} names a length twice")
+        return self
 
 
 # The fused engine keeps a copy of its member's weights in every lane it runs (parity_lstm/numerics): past this many

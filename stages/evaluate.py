@@ -4,14 +4,18 @@ step_accuracy          share of (sequence, step) parities predicted right
 final_step_accuracy    share of sequences whose parity at the last step is right: the parity of the whole
 sequence_accuracy      share of sequences with every step right
 mean_final_confidence  mean probability the model gives the true parity at the last step
-by_length              final-step and sequence accuracy on fresh sequences of each `evaluate.lengths`
+by_length              final-step and sequence accuracy on fresh sequences of each length of `evaluate.lengths`
+by_range               Delétang et al.'s score over each range `low-high` of `evaluate.lengths`: the mean over its
+                       lengths of the final-step accuracy
+members                with `train.population` above 1, every member scored on the same fresh sequences: per length,
+                       the members holding (final-step accuracy >= 0.999), their count, the median and the worst;
+                       per range, each member's score, the median, the best and the worst. Member lists are strings,
+                       member order: `dvc exp show` drops lists from metrics.
 """
-
-from collections.abc import Callable
 
 import numpy as np
 
-from parity_lstm.data.encoding import PAD, random_bits, running_parity
+from parity_lstm.data.encoding import PAD
 from parity_lstm.data.files import (
     METRICS_DIR,
     TEST_BITS,
@@ -21,16 +25,17 @@ from parity_lstm.data.files import (
     write_metrics,
     write_text,
 )
-from parity_lstm.numerics.forward import load_trained_model, predicted_odd
-from parity_lstm.params import EvaluateParams, load_params
+from parity_lstm.model import load_members
+from parity_lstm.numerics.forward import TrainedModel, load_trained_model, predicted_odd
+from parity_lstm.params import EvaluateParams, length_range, load_params
+from parity_lstm.rates import HOLDS
+from parity_lstm.scoring import accuracy_at_length, deletang_score
 
 ACCURACY_BY_POSITION = METRICS_DIR / "evaluate_accuracy_by_position.csv"
 ACCURACY_BY_LENGTH = METRICS_DIR / "evaluate_accuracy_by_length.csv"
 STATES = METRICS_DIR / "evaluate_states.csv"
 # Decimals of metrics/evaluate.json's mean final confidence: finer than 10,000 test sequences tell it.
 CONFIDENCE_DECIMALS = 5
-# Steps scored per call when testing long sequences: bounds memory whatever the length.
-STEPS_PER_CALL = 10_000_000
 
 
 def score(
@@ -55,25 +60,48 @@ def score(
     return metrics, by_position
 
 
-# Bits (count, steps) -> the probability of parity 1, step-major (steps, count), as `TrainedModel` gives it.
-ProbabilityOfOne = Callable[[np.ndarray], np.ndarray]
-
-
-def score_by_length(probability_of_one: ProbabilityOfOne, params: EvaluateParams) -> dict[str, dict]:
-    """Final-step and sequence accuracy on `sequences_per_length` fresh sequences of each length, in chunks."""
+def score_by_length(model: TrainedModel, params: EvaluateParams) -> dict[str, dict]:
+    """Final-step and sequence accuracy on `sequences_per_length` fresh sequences of each length."""
     results = {}
-    for length in params.lengths:
-        rng = np.random.default_rng([params.seed, length])
-        chunk = max(1, STEPS_PER_CALL // length)
-        final_right = sequences_right = 0
-        for start in range(0, params.sequences_per_length, chunk):
-            bits = random_bits(rng, min(chunk, params.sequences_per_length - start), length)
-            correct = predicted_odd(probability_of_one(bits)) == (running_parity(bits).T == 1)
-            final_right += int(correct[-1].sum())
-            sequences_right += int(correct.all(axis=0).sum())
+    for length in lengths_of(params):
+        final, whole = accuracy_at_length(
+            model.weights[None], model.layout, length, params.sequences_per_length, params.seed, every_step=True
+        )
+        results[str(length)] = {"final_step_accuracy": float(final[0]), "sequence_accuracy": float(whole[0])}
+    return results
+
+
+def lengths_of(params: EvaluateParams) -> list[int]:
+    return [length for length in params.lengths if isinstance(length, int)]
+
+
+def ranges_of(params: EvaluateParams) -> list[str]:
+    return [length for length in params.lengths if isinstance(length, str)]
+
+
+def member_list(values) -> str:
+    return " ".join(f"{value:.6g}" for value in values)
+
+
+def score_members(members: np.ndarray, model: TrainedModel, params: EvaluateParams) -> dict[str, dict]:
+    """Every member on the same fresh sequences as the model: per length, who holds; per range, each one's score."""
+    results = {}
+    for length in lengths_of(params):
+        accuracy, _ = accuracy_at_length(members, model.layout, length, params.sequences_per_length, params.seed)
         results[str(length)] = {
-            "final_step_accuracy": final_right / params.sequences_per_length,
-            "sequence_accuracy": sequences_right / params.sequences_per_length,
+            "holding": int((accuracy >= HOLDS).sum()),
+            "members_holding": " ".join(map(str, np.flatnonzero(accuracy >= HOLDS))),
+            "median": float(np.median(accuracy)),
+            "worst": float(accuracy.min()),
+            "final_step_accuracy": member_list(accuracy),
+        }
+    for lengths in ranges_of(params):
+        scores = deletang_score(members, model.layout, length_range(lengths), params.sequences_per_length, params.seed)
+        results[lengths] = {
+            "median": float(np.median(scores)),
+            "best": float(scores.max()),
+            "worst": float(scores.min()),
+            "score": member_list(scores),
         }
     return results
 
@@ -92,8 +120,19 @@ def main() -> None:
     # Accuracies are exact counts; the confidence's last digits could follow the model's last bits, which differ
     # between CPUs (docs/reproducibility.md).
     metrics["mean_final_confidence"] = round(metrics["mean_final_confidence"], CONFIDENCE_DECIMALS)
-    by_length = score_by_length(model.probability_of_one, params)
-    write_metrics("evaluate", metrics | {"by_length": by_length})
+    by_length = score_by_length(model, params)
+    results = metrics | {"by_length": by_length}
+    if ranges := ranges_of(params):
+        sequences, seed = params.sequences_per_length, params.seed
+        scores = {
+            lengths: deletang_score(model.weights[None], model.layout, length_range(lengths), sequences, seed)
+            for lengths in ranges
+        }
+        results["by_range"] = {lengths: {"score": float(score[0])} for lengths, score in scores.items()}
+    members = load_members(model.layout)
+    if len(members) > 1:
+        results["members"] = score_members(members, model, params)
+    write_metrics("evaluate", results)
 
     write_csv(ACCURACY_BY_POSITION, ["position", "accuracy"], enumerate(accuracy_by_position, 1))
     write_csv(
@@ -112,6 +151,11 @@ def main() -> None:
     print(
         "final-step accuracy by length", ", ".join(f"{n}: {r['final_step_accuracy']:.4f}" for n, r in by_length.items())
     )
+    for lengths, scored in results.get("by_range", {}).items():
+        print(f"score over lengths {lengths}: {scored['score']:.4f}")
+    for length, scored in results.get("members", {}).items():
+        if "holding" in scored:
+            print(f"members holding at {length}: {scored['holding']}/{len(members)}")
 
 
 if __name__ == "__main__":

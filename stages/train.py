@@ -1,6 +1,7 @@
 """Stage `train`: a population of models (parity_lstm.model), a recurrent cell (`train.cell`) of `train.units` units,
 an output every step, into Dense(2, softmax), fit on per-step parity; the member that does best on the validation set
-is saved as models/model.keras.
+is saved as models/model.keras, and every member, in member order, as models/members.npy (what `evaluate` scores
+member by member).
 
 input  [[1,0] [0,1] [1,0]]     bits 1 0 1, each as the pair [x, 1-x]
 target [[1,0] [1,0] [0,1]]     running parity 1 1 0, paired the same way
@@ -29,12 +30,11 @@ from parity_lstm.data.files import (
     load_parity,
 )
 from parity_lstm.engines import engine
-from parity_lstm.model import Layout, initial_members, save_model
-from parity_lstm.numerics.forward import predicted_odd, probability_of_one
+from parity_lstm.model import Layout, initial_members, save_members, save_model
 from parity_lstm.params import TrainParams, load_params
+from parity_lstm.rates import CONVERGED
+from parity_lstm.scoring import final_step_right
 
-# Validation final-step accuracy from which a member counts as converged.
-CONVERGED = 0.99
 # Significant digits of the logged training loss: its later digits follow the weights' last bits, and an epoch's
 # mean loss means nothing finer.
 LOSS_DIGITS = 4
@@ -48,8 +48,7 @@ class Validation:
 
     def accuracy(self, members: np.ndarray) -> np.ndarray:
         """Each member's (a flat row of `members`) final-step accuracy, (members,)."""
-        probability = probability_of_one(members, self.bits, self.layout, final_only=True)[0]  # (rows, members)
-        return (predicted_odd(probability) == self.odd[:, None]).mean(axis=0)
+        return final_step_right(members, self.layout, self.bits, self.odd) / len(self.bits)
 
 
 class Signals:
@@ -167,6 +166,7 @@ def main() -> None:
             log_results(live, trained, params)  # written as Live ends
         layout = Layout(params.units, params.cell)
         save_model(layout.unflatten(trained.members[trained.selected]), layout)
+        save_members(trained.members)
     except KeyboardInterrupt:
         raise SystemExit("train: interrupted, no model written; `dvc repro` trains again") from None
 

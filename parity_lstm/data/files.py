@@ -90,7 +90,7 @@ def with_progress(blocks: Iterable[np.ndarray], total_steps: int, description: s
 
 def bad_input(path: Path, problem: str) -> SystemExit:
     """The error for an input file a stage cannot use, with the command that makes it anew."""
-    stage = {"bits": "generate", "parity": "targets", "factors": "targets", "model": "train"}.get(
+    stage = {"bits": "generate", "parity": "targets", "factors": "targets", "model": "train", "members": "train"}.get(
         path.stem.split("_")[-1]
     )
     again = f"`dvc repro -f {stage}`" if stage else "`dvc repro -f`"

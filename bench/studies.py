@@ -1,0 +1,150 @@
+"""The studies of docs/results.md, each a part: one or more grids queued with `dvc exp run --queue` in DVC's own syntax,
+run by `dvc queue start -j JOBS`, summarised by `python -m tools.summarise`. The part runs the very commands the page
+prints, in a scratch repo whose default run is done, and stores the summary's rows and each grid's wall time.
+
+    python -m bench --parts cells [--jobs 2]
+
+With JOBS queue workers on a machine of C cores, each worker's kernels run on C / JOBS threads (NUMBA_NUM_THREADS),
+so the cores are not oversubscribed.
+"""
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.harness import default_run_repo, environment
+from bench.scratch_repo import dvc, pipeline_environment
+from tools.summarise import agreement, choice_table, chosen, summarise, table
+
+# Delétang et al.'s protocol for parity: the final label only, lengths 1-40 for training, scored on lengths 41-500 as
+# the mean over lengths of the final-step accuracy (100 fresh sequences a length).
+DELETANG = (
+    "-S data.seq_len=40 -S data.min_len=1 -S targets.mode=final -S 'evaluate.lengths=[41-500]' "
+    "-S evaluate.sequences_per_length=100"
+)
+CELLS = "-S 'train.cell=lstm,gru,simple_rnn'"
+RATES = "-S 'train.learning_rate=0.001,0.003,0.01'"
+
+
+@dataclass(frozen=True)
+class Study:
+    grids: tuple[str, ...]  # the `-S` arguments of each `dvc exp run --queue`, in DVC's own syntax
+    choose: str | None = None  # the param the grids tune over (`python -m tools.summarise --choose`)
+    # Then, per choice the summary made: one more grid on fresh seeds at the chosen value, `{key}`, `{value}` and the
+    # choice's other params, `{configuration}`, filled in.
+    confirm: str | None = None
+
+
+STUDIES = {
+    # Three cells, two labels, two lengths: rates over 100 seeds, and how far the converged members hold.
+    "cells": Study(
+        (
+            f"{CELLS} -S 'targets.mode=running,final' -S 'data.min_len=null,1' -S train.population=100 "
+            "-S train.seed=2000 -S 'evaluate.lengths=[500,10000,100000]' -S evaluate.sequences_per_length=100",
+        )
+    ),
+    # Delétang et al.'s best of 10 seeds x 3 learning rates, then the rate at the chosen one on 100 fresh seeds.
+    "deletang": Study(
+        (f"{CELLS} {RATES} -S train.population=10 -S train.seed=3000 -S train.epochs=30 {DELETANG}",),
+        choose="train.learning_rate",
+        confirm="{configuration} -S {key}={value} -S train.population=100 -S train.seed=3100 -S train.epochs=30 "
+        f"{DELETANG}",
+    ),
+    # The same protocol as the cells grow, at one learning rate: where does a simple RNN start to learn parity?
+    "width": Study(
+        (
+            f"{CELLS} -S 'train.units=1,2,4,8' -S train.learning_rate=0.01 -S train.population=10 -S train.seed=4000 "
+            f"{DELETANG}",
+        ),
+    ),
+    # The two engines on the same 50 seeds of the defaults.
+    "engines": Study(("-S 'train.engine=fused,keras' -S train.population=50 -S train.seed=0",)),
+    # The selection rule confirmed on seeds no tuning looked at: 25 runs of 8 members.
+    "confirmation": Study(("-S 'train.seed=range(1000,1200,8)' -S train.population=8",)),
+    # Seeds as separate runs and as one population: the same rate, in less time.
+    "seeds": Study(("-S 'train.seed=range(0,20)'", "-S train.seed=0 -S train.population=20")),
+}
+QUEUED = re.compile(r"Queued experiment '([^']+)' for future execution")
+# How often the queue is asked whether it is done.
+POLL_S = 2
+
+
+def run_grid(repo: Path, grid: str, jobs: int) -> dict:
+    """Queue one grid, run it with `jobs` workers until the queue is empty; its experiments' names and wall time."""
+    started = time.perf_counter()
+    names = QUEUED.findall(dvc(repo, "exp", "run", "--queue", *shlex.split(grid)))
+    assert names, f"no experiment queued by {grid}"
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    # The workers outlive the command: with its output captured, waiting for it would wait for the whole queue.
+    with environment(NUMBA_NUM_THREADS=threads):
+        subprocess.run(
+            [sys.executable, "-m", "dvc", "queue", "start", "-j", str(jobs)],
+            cwd=repo,
+            env=pipeline_environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
+    while re.search(r"Queued|Running", status := dvc(repo, "queue", "status")):
+        time.sleep(POLL_S)
+    assert "Failed" not in status, status
+    wall = time.perf_counter() - started
+    print(f"{len(names)} experiments in {wall:.0f} s: {grid}", flush=True)
+    return {"command": f"dvc exp run --queue {grid}", "experiments": names, "wall_s": wall}
+
+
+def follow_ups(study: Study, choices: list[dict]) -> list[str]:
+    """The confirmation grids of a study's choices."""
+    if not study.confirm:
+        return []
+    grids = []
+    for choice in choices:
+        configuration = " ".join(f"-S {key}={json.dumps(value)}" for key, value in choice["configuration"].items())
+        grids.append(study.confirm.format(configuration=configuration, key=study.choose, value=choice["chosen"]))
+    return grids
+
+
+def measure(name: str, scratch: Path, jobs: int) -> dict:
+    """Run study `name` in a scratch repo: its grids, then those its choices lead to; the summary of each stage."""
+    study = STUDIES[name]
+    repo = default_run_repo(scratch / name)
+    grids = [run_grid(repo, grid, jobs) for grid in study.grids]
+    exp_show = json.loads(dvc(repo, "exp", "show", "--json", stderr=False))
+    rows = summarise(exp_show, names={name for grid in grids for name in grid["experiments"]})
+    result = {"jobs": jobs, "grids": grids, "rows": rows}
+    if study.choose:
+        result["choices"] = chosen(rows, study.choose)
+        confirmations = [run_grid(repo, grid, jobs) for grid in follow_ups(study, result["choices"])]
+        if confirmations:
+            exp_show = json.loads(dvc(repo, "exp", "show", "--json", stderr=False))
+            names = {name for grid in confirmations for name in grid["experiments"]}
+            result |= {"confirmations": confirmations, "confirmed": summarise(exp_show, names=names)}
+    result["wall_s"] = sum(grid["wall_s"] for grid in result["grids"] + result.get("confirmations", []))
+    return result
+
+
+def section(result: dict) -> str:
+    """A study on the results page: its commands, its tables, and each grid's wall time."""
+    name = result["stamp"]["command"].split("--parts ")[1].split()[0]
+    study = STUDIES[name]
+    jobs = result["jobs"]
+    commands = [grid["command"] for grid in result["grids"]] + [f"dvc queue start -j {jobs}"]
+    summary = "dvc exp show --json | python -m tools.summarise" + (f" --choose {study.choose}" if study.choose else "")
+    parts = ["```bash", *commands, summary, "```", "", table(result["rows"])]
+    if note := agreement(result["rows"]):
+        parts += ["", note]
+    if study.choose:
+        parts += ["", choice_table(result["choices"], study.choose)]
+    if result.get("confirmations"):
+        then = [grid["command"] for grid in result["confirmations"]] + [f"dvc queue start -j {jobs}", summary]
+        parts += ["", "Then at each chosen value, on fresh seeds:", "", "```bash", *then, "```", ""]
+        parts.append(table(result["confirmed"]))
+    walls = ", ".join(f"{grid['wall_s']:.0f} s" for grid in result["grids"] + result.get("confirmations", []))
+    parts += ["", f"Wall time, each grid in turn, {jobs} queue workers: {walls}."]
+    return "\n".join(parts)

@@ -1,0 +1,1 @@
+"""Tools a user types beside the pipeline: `python -m tools.<name>`."""
