@@ -86,7 +86,7 @@ def worker_death(cluster: Cluster) -> dict:
 
 
 def measure(scratch: Path) -> dict:
-    from stages.convergence import summarise, table
+    from tools.summarise import summarise, table
 
     queue_repo = default_run_repo(scratch / "queue")
     queue_s = time_queued_seeds(queue_repo, AIRFLOW_SEEDS)  # the runs share the machine's compiled kernels

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.scratch_repo import REPO, run
-from stages.convergence import wilson
+from parity_lstm.rates import wilson
 
 # module: the tests that cover it, run against each mutant (in its own process: numba compiles a mutant kernel anew).
 MODULES = {

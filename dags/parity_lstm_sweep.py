@@ -6,7 +6,7 @@ Run conf: `grid` ({"param": [values, ...]}: one experiment per combination; requ
 `rev` as for the pipeline DAG (parity_lstm_checkout.RUN_CONF). Each experiment is `dvc exp run` in a checkout of
 its own, named `<run id>-<map index>` and pushed to the repository (`dvc exp push`); a failed one fails its own task
 and no other, and is retried: a retry keeps what an earlier try pushed, and computes only what it did not. The last
-task makes the table of `python -m stages.convergence` for the sweep's experiments, returns it, and pushes it to the
+task makes the table of `python -m tools.summarise` for the sweep's experiments, returns it, and pushes it to the
 repository as `convergence.md` on the branch `sweeps/<run id>`, on top of the commit the sweep ran:
 
     git fetch origin sweeps/<run id> && git show FETCH_HEAD:convergence.md
@@ -89,7 +89,7 @@ def convergence(planned: list[dict], names: list[str], params=None, run_id=None)
     with checkout(params["repo"], planned[0]["commit"], []) as work:
         dvc(work, "exp", "pull", "--no-cache", "origin", *names)
         (work / "exps.json").write_text(dvc(work, "exp", "show", "--json", data=True))
-        table = run(work, sys.executable, "-m", "stages.convergence", "exps.json", *names, data=True)
+        table = run(work, sys.executable, "-m", "tools.summarise", "exps.json", *names, data=True)
         (work / "convergence.md").write_text(table)
         run(work, "git", "add", "convergence.md")
         run(work, "git", "commit", "--quiet", "-m", f"Sweep {run_id}: convergence", "-m", "\n".join(names))
