@@ -22,10 +22,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import cells, mutation
+from bench import mutation, studies
 from bench.harness import RESULTS
 from bench.scratch_repo import REPO
-from stages.convergence import wilson
+from parity_lstm.rates import wilson
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 # The body is empty or ends in a newline, so an empty section never reaches over to the next one's end.
@@ -148,55 +148,6 @@ def population_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def confirmation_table(result: dict) -> str:
-    (row,) = result["rows"]
-    members, runs = row["members"], row["runs"].values()
-    converged = sum(epoch is not None for epoch in members.values())
-    seeds = f"{min(result['seeds'])}-{max(result['seeds']) + 7}"
-    return "\n".join(
-        [
-            f"| `train.population=8`, seeds {seeds} | count (95 % interval) |",
-            "| --- | --- |",
-            f"| members converged (a seed alone) | {cells.interval(converged, len(members))} |",
-            f"| saved model converged | {cells.interval(sum(run['converged'] for run in runs), len(runs))} |",
-            "| saved model >= 0.999 at length 10,000 | "
-            f"{cells.interval(sum(run['holds'] for run in runs), len(runs))} |",
-        ]
-    )
-
-
-def members_table(result: dict) -> str:
-    members = len(result["members"]["fused"]["validation"])
-    lines = [
-        "| engine | converged | of those, holding at length 10,000 | validation 1.0: among those that hold, not |",
-        "| --- | --- | --- | --- |",
-    ]
-    for engine, f in result["figures"].items():
-        lines.append(
-            f"| `{engine}` | {cells.interval(f['converged'], members)} | {f['converged_and_hold']} | "
-            f"{f['hold_at_validation_1']}, {f['not_hold_at_validation_1']} |"
-        )
-    lines.append(f"\nThe engines agree on which members converge for {result['agree']} of {members}.")
-    return "\n".join(lines)
-
-
-def seeds_table(result: dict) -> str:
-    def converged(configuration: str) -> str:
-        (row,) = [row for row in result["rows"] if row["configuration"] == configuration]
-        return cells.interval(sum(epoch is not None for epoch in row["members"].values()), len(row["members"]))
-
-    return "\n".join(
-        [
-            "| seeds 0-19, the defaults | wall | members converged |",
-            "| --- | --- | --- |",
-            f"| 20 queued `dvc exp run`s, 2 workers | {result['separate_s']:.0f} s | "
-            f"{converged('train.population=1')} |",
-            f"| one `dvc exp run -S train.population=20` | {result['population_s']:.0f} s | "
-            f"{converged('train.population=20')} |",
-        ]
-    )
-
-
 def airflow_table(result: dict) -> str:
     death, faults = result["worker_death"], result["outages"]
     return "\n".join(
@@ -224,26 +175,24 @@ def suite_table(result: dict) -> str:
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "speed": speed_table,
     "population": population_table,
-    "confirmation": confirmation_table,
-    "members": members_table,
-    "seeds": seeds_table,
     "airflow": airflow_table,
     "suite": suite_table,
-    "cells": lambda result: cells.table(result["cells"]),
-    "cells.deletang_table": lambda result: cells.deletang_table(result["cells"]),
     # The reasons why survivors are equivalent are written after the run: the survivors' listing as it stands.
     "mutation": lambda result: mutation.summary(result["modules"], mutation.equivalent())["table"],
-}
+} | {name: studies.section for name in studies.STUDIES}
 
 
 def rates_chart(result: dict) -> dict:
     """Converged members by cell, labels and lengths, with 95 % Wilson intervals: a Vega-Lite spec."""
     values = []
-    for cell, cell_result in result["cells"].items():
-        for label, rate in cell_result["rates"].items():
-            low, high = wilson(rate["converged"], rate["members"])
-            share = rate["converged"] / rate["members"]
-            values.append({"cell": cell, "labels, lengths": label, "converged": share, "low": low, "high": high})
+    for row in result["rows"]:
+        configuration, members = row["configuration"], row["members"].values()
+        converged = sum(member["epoch"] is not None for member in members)
+        low, high = wilson(converged, len(members))
+        lengths = "lengths 1-50" if configuration["data.min_len"] else "length 50"
+        label = f"{configuration['targets.mode']} labels, {lengths}"
+        share, cell = converged / len(members), configuration["train.cell"]
+        values.append({"cell": cell, "labels, lengths": label, "converged": share, "low": low, "high": high})
     y = {"field": "labels, lengths", "type": "nominal", "title": None}
     x = {"field": "converged", "type": "quantitative", "scale": {"domain": [0, 1]}, "title": "share converged"}
     return {

@@ -1,8 +1,10 @@
 """A sweep as an Airflow DAG: one task per experiment of a grid, then the convergence table of them all.
 
     airflow dags test parity_lstm_sweep -c '{"grid": {"train.seed": [0, 1]}, "set_params": ["train.epochs=1"]}'
+    airflow dags test parity_lstm_sweep -c '{"grid": ["train.cell=lstm,gru", "train.seed=range(0,2)"]}'
 
-Run conf: `grid` ({"param": [values, ...]}: one experiment per combination; required), and `set_params`, `repo`,
+Run conf: `grid` ({"param": [values, ...]}: one experiment per combination; or, as a study of docs/results.md
+prints it, the `-S` values of `dvc exp run --queue`; required), and `set_params`, `repo`,
 `rev` as for the pipeline DAG (parity_lstm_checkout.RUN_CONF). Each experiment is `dvc exp run` in a checkout of
 its own, named `<run id>-<map index>` and pushed to the repository (`dvc exp push`); a failed one fails its own task
 and no other, and is retried: a retry keeps what an earlier try pushed, and computes only what it did not. The last
@@ -19,6 +21,7 @@ from datetime import timedelta
 
 from airflow.sdk import Param, TriggerRule, dag, task
 from airflow.sdk.exceptions import AirflowFailException
+from dvc.utils.hydra import get_hydra_sweeps
 
 from parity_lstm_checkout import (
     RUN_CONF,
@@ -32,25 +35,36 @@ from parity_lstm_checkout import (
     safe_name,
 )
 
-# An object of non-empty arrays, with at least one key: one experiment from `set_params` alone is the pipeline DAG's
-# run. No default: a run must say its grid, and a form whose grid is no JSON cannot fall back on one. Airflow checks a
-# run's grid against this schema when the run is triggered, and refuses the run if it does not fit.
+# An object of non-empty arrays, with at least one key, or a non-empty array of `dvc exp run --queue -S` values in DVC's
+# own sweep syntax: one experiment from `set_params` alone is the pipeline DAG's run. No default: a run must say its
+# grid, and a form whose grid is no JSON cannot fall back on one. Airflow checks a run's grid against this schema when
+# the run is triggered, and refuses the run if it does not fit (each keyword below checks only its own type).
 GRID = Param(
-    type="object",
+    type=["object", "array"],
     minProperties=1,
     additionalProperties={"type": "array", "minItems": 1},
-    description='{"train.seed": [0, 1, 2], ...}: one experiment per combination of values',
+    minItems=1,
+    items={"type": "string"},
+    description='{"train.seed": [0, 1, 2], ...}, or as `dvc exp run --queue -S`: ["train.seed=range(0,3)", ...]',
 )
+
+
+def combinations(grid: dict | list) -> list[list[str]]:
+    """Each experiment's overrides: the product of an object's values, or what DVC queues for `-S` values (a study's
+    grid of docs/results.md, as it is printed there)."""
+    if isinstance(grid, list):
+        return [sweep["params.yaml"] for sweep in get_hydra_sweeps({"params.yaml": grid})]
+    names, values = list(grid), list(grid.values())
+    return [
+        [f"{name}={json.dumps(value)}" for name, value in zip(names, combination, strict=True)]
+        for combination in itertools.product(*values)
+    ]
 
 
 @task
 def plan(params=None) -> list[dict]:
     """Every combination of the grid as overrides, each checked against the params schema before any runs."""
-    names, values = list(params["grid"]), list(params["grid"].values())
-    runs = [
-        params["set_params"] + [f"{name}={json.dumps(value)}" for name, value in zip(names, combination, strict=True)]
-        for combination in itertools.product(*values)
-    ]
+    runs = [params["set_params"] + overrides for overrides in combinations(params["grid"])]
     with checkout(params["repo"], params["rev"], []) as work:
         defaults = (work / "params.yaml").read_text()
         for set_params in runs:

@@ -109,9 +109,8 @@ def test_a_retried_experiment_task_keeps_what_an_earlier_try_pushed_and_trains_n
     connection or Airflow's own bookkeeping would): the retry finds that experiment in the remote, of its commit and
     params, and keeps it. The same name with other params is not its own: that one is run and replaced."""
     monkeypatch.syspath_prepend(str(REPO / "dags"))  # as Airflow puts the DAG folder on sys.path
-    import parity_lstm_sweep
-
     import parity_lstm_checkout
+    import parity_lstm_sweep
 
     repo = repo_with_folder_remote(tmp_path / "repo")
     commit = run(repo, "git", "rev-parse", "HEAD").strip()

@@ -1,8 +1,10 @@
 """What every task of the DAGs does around its commands: output streamed to the task log, commands stopped with
 their task, a time limit on every task, names that git takes."""
 
+import itertools
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -16,9 +18,11 @@ from hypothesis import strategies as st
 
 from bench.cluster import wait_until
 from bench.scratch_repo import REPO, pipeline_environment
+from bench.studies import STUDIES
 
 sys.path.insert(0, str(REPO / "dags"))  # as Airflow puts the DAG folder on sys.path
 import parity_lstm_checkout as checkout
+import parity_lstm_sweep as sweep
 
 
 def test_a_commands_output_reaches_the_task_log_line_by_line_while_it_runs(tmp_path, capsys):
@@ -112,3 +116,20 @@ def test_the_watchdog_kills_a_stopped_task_group_past_its_time_and_leaves_an_end
     started = time.monotonic()
     watching_nothing = subprocess.run([*watchdog[:3], str(hung.pid), "300"], cwd=REPO / "dags", timeout=60)
     assert watching_nothing.returncode == 0 and time.monotonic() - started < 30
+
+
+def test_a_study_grid_runs_unchanged_through_the_sweep_dag_as_dvc_queues_it():
+    """The sweep DAG takes a grid as an object of values, or as the `-S` values a study of docs/results.md prints
+    for `dvc exp run --queue`: the same experiments as DVC queues (its own expansion, ranges and choices included)."""
+    assert sweep.combinations({"train.seed": [0, 1], "train.cell": ["gru"]}) == [
+        ["train.seed=0", 'train.cell="gru"'],
+        ["train.seed=1", 'train.cell="gru"'],
+    ]
+    words = shlex.split(STUDIES["cells"].grids[0])
+    overrides = [word for flag, word in itertools.pairwise(words) if flag == "-S"]
+    experiments = sweep.combinations(overrides)
+    assert len(experiments) == 12 and len({json.dumps(one) for one in experiments}) == 12
+    assert experiments[-1][:3] == ["train.cell=simple_rnn", "targets.mode=final", "data.min_len=1"]
+    assert sweep.combinations(["train.seed=range(1000,1024,8)"]) == [
+        [f"train.seed={seed}"] for seed in (1000, 1008, 1016)
+    ]

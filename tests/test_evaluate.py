@@ -7,16 +7,19 @@ import pytest
 import yaml
 
 from bench.scratch_repo import REPO
+from parity_lstm import scoring
 from parity_lstm.data.encoding import one_hot_pairs, random_bits, running_parity
 from parity_lstm.data.files import TEST_BITS, TEST_PARITY
-from parity_lstm.model import Layout, save_model
+from parity_lstm.model import Layout, save_members, save_model
 from parity_lstm.numerics.forward import TrainedModel
 from parity_lstm.params import EvaluateParams
 from stages import evaluate
-from stages.evaluate import score, score_by_length
+from stages.evaluate import score, score_by_length, score_members
 from tests.conftest import flip_flop_weights
 
 FLIP_FLOP = TrainedModel(Layout(1).flatten(flip_flop_weights()), Layout(1))
+# A member that never learnt: every weight 0, so its probability of parity 1 is one half at every step: always even.
+BLANK = np.zeros(Layout(1).size, np.float32)
 
 
 def test_perfect_predictions_score_one():
@@ -59,30 +62,41 @@ def test_the_flip_flop_model_is_exactly_right(flip_flop_model):
 
 def test_lengths_far_beyond_training_are_scored_in_bounded_chunks(monkeypatch):
     params = EvaluateParams(lengths=[1, 7, 3000], sequences_per_length=30, seed=0)
-    forward = FLIP_FLOP.probability_of_one
-    assert score_by_length(forward, params) == {
+    assert score_by_length(FLIP_FLOP, params) == {
         str(length): {"final_step_accuracy": 1.0, "sequence_accuracy": 1.0} for length in (1, 7, 3000)
     }
-    shapes = []
-    monkeypatch.setattr("stages.evaluate.STEPS_PER_CALL", 10_000)
-    score_by_length(lambda x: shapes.append(x.shape) or forward(x), params.model_copy(update={"lengths": [3000]}))
+    shapes, forward = [], scoring.probability_of_one
+    monkeypatch.setattr(scoring, "STEPS_PER_CALL", 10_000)
+    monkeypatch.setattr(
+        scoring, "probability_of_one", lambda *args, **kw: shapes.append(args[1].shape) or forward(*args, **kw)
+    )
+    score_by_length(FLIP_FLOP, params.model_copy(update={"lengths": [3000]}))
     assert shapes == [(3, 3000)] * 10
 
 
-def test_scoring_by_length_and_scoring_test_sequences_apply_one_rule_at_one_half():
+def constant(probability: float):
+    """A forward pass whose every member gives `probability` of parity 1 after every step."""
+
+    def forward(members, bits, layout, final_only=False):
+        steps = 1 if final_only else bits.shape[1]
+        return np.full((steps, len(bits), len(members)), probability, np.float32)
+
+    return forward
+
+
+def test_scoring_by_length_and_scoring_test_sequences_apply_one_rule_at_one_half(monkeypatch):
     """Just under 0.5 predicts even, exactly 0.5 predicts even, just over predicts odd: whatever the parity."""
     params = EvaluateParams(lengths=[5], sequences_per_length=400, seed=0)
     bits = random_bits(np.random.default_rng([0, 5]), 400, 5)  # the sequences score_by_length draws at length 5
     even = np.mean(running_parity(bits)[:, -1] == 0)
-    for probability, right_share in (
-        (np.float32(0.5) - np.float32(2.0**-25), even),
-        (0.5, even),
-        (0.5000001, 1 - even),
-    ):
-        result = score_by_length(lambda inputs, p=probability: np.full(inputs.shape[::-1], p, np.float32), params)
-        by_length = result["5"]["final_step_accuracy"]
+    for probability in (np.float32(0.5) - np.float32(2.0**-25), 0.5, 0.5000001):
+        right_share = 1 - even if probability > 0.5 else even
+        monkeypatch.setattr(scoring, "probability_of_one", constant(probability))
+        by_length = score_by_length(FLIP_FLOP, params)["5"]["final_step_accuracy"]
+        members = score_members(np.stack([FLIP_FLOP.weights] * 2), FLIP_FLOP, params)["5"]
         metrics, _ = score(np.full(bits.shape, probability, np.float32), running_parity(bits))
         assert by_length == pytest.approx(metrics["final_step_accuracy"]) == pytest.approx(right_share)
+        assert members["median"] == members["worst"] == by_length
 
 
 def test_a_wrong_model_scores_badly_at_length():
@@ -90,10 +104,36 @@ def test_a_wrong_model_scores_badly_at_length():
     weights[3] = -weights[3]  # the readout inverted: every step wrong
     weights[4] = -weights[4]
     result = score_by_length(
-        TrainedModel(Layout(1).flatten(weights), Layout(1)).probability_of_one,
+        TrainedModel(Layout(1).flatten(weights), Layout(1)),
         EvaluateParams(lengths=[100], sequences_per_length=20, seed=0),
     )
     assert result == {"100": {"final_step_accuracy": 0.0, "sequence_accuracy": 0.0}}
+
+
+def test_each_member_is_scored_on_the_same_sequences_and_holds_or_not():
+    """A hand-made population: a blank member, the flip-flop (right at any length), the blank again."""
+    members = np.stack([BLANK, FLIP_FLOP.weights, BLANK])
+    params = EvaluateParams(lengths=[50, 2000, "41-60"], sequences_per_length=200, seed=3)
+    scored = score_members(members, FLIP_FLOP, params)
+    even = [
+        float(np.mean(running_parity(bits)[:, -1] == 0))
+        for bits in (random_bits(np.random.default_rng([3, length]), 200, length) for length in (50, 2000))
+    ]
+    for length, blank in zip(("50", "2000"), even, strict=True):
+        assert scored[length] == {
+            "holding": 1,
+            "members_holding": "1",
+            "median": blank,
+            "worst": blank,
+            "final_step_accuracy": f"{blank:.6g} 1 {blank:.6g}",
+        }
+    # Delétang's score: the mean over lengths 41-60 of the final-step accuracy, each on its own fresh sequences.
+    ranged = scored["41-60"]
+    assert ranged["best"] == 1.0 and ranged["worst"] == ranged["median"] == pytest.approx(0.5, abs=0.03)
+    blank_score = np.mean(
+        [np.mean(running_parity(random_bits(np.random.default_rng([3, n]), 200, n))[:, -1] == 0) for n in range(41, 61)]
+    )
+    assert ranged["score"].split() == [f"{blank_score:.6g}", "1", f"{blank_score:.6g}"]
 
 
 def test_cell_state_flips_with_every_one_bit():
@@ -129,7 +169,9 @@ def test_the_stage_writes_its_metrics_and_the_files_its_plots_draw(tmp_path, mon
     np.save(TEST_PARITY, running_parity(bits))
     *recurrent, dense_kernel, dense_bias = flip_flop_weights()
     # Its logits shrunk: the same answers, a confidence near one half whose decimals the metric rounds.
-    save_model([*recurrent, dense_kernel / 64, dense_bias / 64], Layout(1), Path("models/model.keras"))
+    model = [*recurrent, dense_kernel / 64, dense_bias / 64]
+    save_model(model, Layout(1), Path("models/model.keras"))
+    save_members(Layout(1).flatten(model)[None])
     evaluate.main()
 
     metrics = json.loads(Path("metrics/evaluate.json").read_text())
@@ -149,3 +191,12 @@ def test_the_stage_writes_its_metrics_and_the_files_its_plots_draw(tmp_path, mon
     assert [int(row["step"]) for row in rows] == list(range(1, 13))
     assert [int(row["bit"]) for row in rows] == bits[0].tolist()
     assert [int(row["parity"]) for row in rows] == running_parity(bits[0]).tolist()
+    # A population of one: no member block, no range. Of two, each member scored, and a range scored as Delétang's.
+    assert {"members", "by_range"}.isdisjoint(metrics)
+    params["evaluate"]["lengths"] = [5, "6-8"]
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    save_members(np.stack([BLANK, Layout(1).flatten(model)]))
+    evaluate.main()
+    metrics = json.loads(Path("metrics/evaluate.json").read_text())
+    assert metrics["by_range"] == {"6-8": {"score": 1.0}}
+    assert metrics["members"]["5"]["members_holding"] == "1" and metrics["members"]["6-8"]["best"] == 1.0

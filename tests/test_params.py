@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from bench.scratch_repo import REPO
-from parity_lstm.params import SCHEMAS, check_keys, check_params, load_params
+from parity_lstm.params import SCHEMAS, check_keys, check_params, length_range, load_params
 
 DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text())
 VALUES = st.one_of(
@@ -71,6 +71,9 @@ def test_any_value_is_valid_or_refused_in_one_line_naming_the_key(tmp_path_facto
         assert getattr(loaded, key) == value
 
 
+LENGTH = "expected a length (a positive integer) or a range of lengths low-high, low < high, e.g. 41-500"
+
+
 @pytest.mark.parametrize(
     "section, key, value, expected",
     [
@@ -88,12 +91,18 @@ def test_any_value_is_valid_or_refused_in_one_line_naming_the_key(tmp_path_facto
             "evaluate",
             "lengths",
             [0, 50, -1],
-            "evaluate.lengths.0 = 0: Input should be greater than 0\n{path}: evaluate.lengths.2 = -1: Input should be "
-            "greater than 0",
+            f"evaluate.lengths.0 = 0: Value error, {LENGTH}\n{{path}}: evaluate.lengths.2 = -1: Value error, {LENGTH}",
         ),
+        ("evaluate", "lengths", [50, "500-41"], f"evaluate.lengths.1 = '500-41': Value error, {LENGTH}"),
+        ("evaluate", "lengths", ["0-41"], f"evaluate.lengths.0 = '0-41': Value error, {LENGTH}"),
+        ("evaluate", "lengths", ["41-"], f"evaluate.lengths.0 = '41-': Value error, {LENGTH}"),
+        ("evaluate", "lengths", ["50"], f"evaluate.lengths.0 = '50': Value error, {LENGTH}"),
+        ("evaluate", "lengths", [True], f"evaluate.lengths.0 = True: Value error, {LENGTH}"),
+        ("evaluate", "lengths", [50, 50], "evaluate: Value error, evaluate.lengths [50, 50] names a length twice"),
     ],
 )
 def test_refusals_say_what_is_allowed(tmp_path, section, key, value, expected):
+    """Each bad value, one line naming it and what is allowed."""
     params = copy.deepcopy(DEFAULTS)
     params[section][key] = value
     path = tmp_path / "params.yaml"
@@ -199,3 +208,11 @@ def test_params_are_read_only_once_loaded_and_stop_at_accuracy_takes_any_share(t
     assert train.stop_at_accuracy == 0.5
     with pytest.raises(ValidationError, match="frozen"):
         train.seed = 3
+
+
+def test_a_range_of_lengths_is_written_low_high_and_names_every_length_in_it(tmp_path):
+    params = copy.deepcopy(DEFAULTS)
+    params["evaluate"]["lengths"] = [50, "41-500", "1-2"]
+    loaded = load(tmp_path, "evaluate", params)
+    assert loaded.lengths == [50, "41-500", "1-2"]
+    assert length_range("41-500") == range(41, 501) and list(length_range("1-2")) == [1, 2]
