@@ -1,7 +1,6 @@
 """Run parts of the benchmark: each prints its table and stores its result with a stamp (commit, date, CPU, cores,
 library versions) in bench/results/<part>.json.
 
-    python -m bench [--parts speed streaming ...] [--repeats 3] [--jobs 2] [--revs HEAD ...] [--out DIR]
 
 Each part's module (bench/<part>.py; `airflow`: bench/airflow_dags.py; the studies of docs/results.md:
 bench/studies.py) says what it measures.
@@ -17,24 +16,25 @@ from pathlib import Path
 
 from bench import (
     airflow_dags,
+    docs,
     mutation,
     population,
     reproducibility,
     scale,
+    scoring,
     speed,
-    streaming,
     studies,
     suite,
 )
 from bench.harness import RESULTS, stamp, store
-from bench.scratch_repo import REPO
+from devkit.scratch_repo import REPO
 
 # Each part's measure() with the options it takes: (scratch folder, parsed arguments, store a partial result).
 PARTS = {
     "speed": lambda scratch, args, keep: speed.measure(scratch, args.repeats),
-    "streaming": lambda scratch, args, keep: streaming.measure(scratch, args.repeats),
     "scale": lambda scratch, args, keep: scale.measure(scratch),
     "population": lambda scratch, args, keep: population.measure(scratch, args.floor_probe),
+    "scoring": lambda scratch, args, keep: scoring.measure(scratch, args.repeats),
     "airflow": lambda scratch, args, keep: airflow_dags.measure(scratch),
     "reproducibility": lambda scratch, args, keep: reproducibility.measure(scratch),
     "suite": lambda scratch, args, keep: suite.measure(scratch, args.revs),
@@ -46,8 +46,8 @@ ON_REQUEST = (*studies.STUDIES, "suite", "mutation")
 # The options each part reads: its stamp's command names them, so that the command reproduces that part alone.
 PART_OPTIONS = {
     "speed": ("repeats",),
-    "streaming": ("repeats",),
     "population": ("floor_probe",),
+    "scoring": ("repeats",),
     "suite": ("revs",),
 } | {name: ("jobs",) for name in studies.STUDIES}
 
@@ -91,7 +91,7 @@ def main() -> None:
             keep = functools.partial(store, part, stamped, out=args.out)
             result = PARTS[part](Path(scratch), args, keep)
             store(part, stamped, result | {"part_wall_s": time.perf_counter() - started}, out=args.out)
-            print(result["table"], flush=True)
+            print(docs.section(part), flush=True)
 
 
 if __name__ == "__main__":

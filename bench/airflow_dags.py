@@ -15,9 +15,9 @@ import json
 import time
 from pathlib import Path
 
-from bench.cluster import Cluster, wait_until
 from bench.harness import default_run_repo, time_queued_seeds
-from bench.scratch_repo import dvc, make_scratch_repo
+from devkit.cluster import Cluster, wait_until
+from devkit.scratch_repo import dvc, make_scratch_repo
 
 AIRFLOW_SEEDS = 8
 SWEEP_DAG = "parity_lstm_sweep"

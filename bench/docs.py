@@ -17,14 +17,13 @@ Markers in the pages:
 import itertools
 import json
 import re
-import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import mutation, studies
+from bench import mutation, population, scoring, speed, studies
 from bench.harness import RESULTS
-from bench.scratch_repo import REPO
+from devkit.scratch_repo import REPO
 from parity_lstm.rates import wilson
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -63,107 +62,6 @@ def source_line(part: str, result: dict) -> str:
     return f"`{shell_command(stamp['command'])}` · `{commit}` {stamp['date'][:10]} · {machine}"
 
 
-def median(values) -> float:
-    return statistics.median(values)
-
-
-def dig(result: dict, *keys: str):
-    for key in keys:
-        result = result[key]
-    return result
-
-
-def verdict(value: float, at_least: float | None = None, at_most: float | None = None) -> str:
-    met = (at_least is None or value >= at_least) and (at_most is None or value <= at_most)
-    return "met" if met else "**missed**"
-
-
-def speed_table(result: dict) -> str:
-    """The speed part's seconds in each repeat, and the speed-ups over the reference program, each taken within a
-    repeat; each against its target (issue 31's, for 2 cores)."""
-    repeats = result["repeats"]
-
-    def speedup(*keys: str) -> float:
-        return median(one["reference"]["end_to_end_s"] / dig(one, *keys) for one in repeats)
-
-    # label, where in a repeat, and the target: a speed-up of at least, or seconds of at most.
-    rows = [
-        ("the reference program", ("reference", "end_to_end_s"), {}),
-        ("`dvc repro`, fresh clone, empty kernel cache", ("pipeline", "empty_cache_s"), {"speedup": 10}),
-        (
-            "`dvc repro`, fresh clone, the machine's kernel cache",
-            ("pipeline", "warm_cache_fresh_clone_s"),
-            {"speedup": 20},
-        ),
-        ("`dvc repro --force`, same clone", ("pipeline", "warm_repo_s"), {"speedup": 20}),
-        ("no-op `dvc repro`", ("pipeline", "noop_s"), {}),
-        ("`train`", ("pipeline", "train", "wall_s"), {}),
-        ("`evaluate`", ("pipeline", "evaluate_s"), {"seconds": 1.0}),
-        ("`predict` of one string", ("pipeline", "predict_s"), {"seconds": 0.5}),
-        ("every kernel's cold compile", ("pipeline", "compile_s"), {"seconds": 6}),
-        ("8 queued experiments, this commit", ("queue at this commit", "wall_s"), {}),
-        ("8 queued experiments, commit `cc7933d`", ("queue at cc7933d", "wall_s"), {}),
-    ]
-    lines = ["| what | seconds, each repeat | speed-up (median) | target |", "| --- | --- | --- | --- |"]
-    for label, keys, target in rows:
-        each = ", ".join(f"{dig(one, *keys):.2f}" for one in repeats)
-        ratio, goal = "", ""
-        if "speedup" in target:
-            ratio = f"{speedup(*keys):.1f}x"
-            goal = f">= {target['speedup']}x: {verdict(speedup(*keys), at_least=target['speedup'])}"
-        elif "seconds" in target:
-            seconds = median(dig(one, *keys) for one in repeats)
-            goal = f"<= {target['seconds']} s: {verdict(seconds, at_most=target['seconds'])}"
-        lines.append(f"| {label} | {each} | {ratio} | {goal} |")
-    queue = median(one["queue at cc7933d"]["wall_s"] / one["queue at this commit"]["wall_s"] for one in repeats)
-    rss = median(one["pipeline"]["train"]["peak_rss_mib"] for one in repeats)
-    lines.append("")
-    lines.append(
-        f"Queued experiments, `cc7933d` / this commit: {queue:.1f}x (>= 3x: {verdict(queue, at_least=3)}). `train` "
-        f"peak resident memory {rss:.0f} MiB (<= 250 MiB: {verdict(rss, at_most=250)}). {len(repeats)} repeats, "
-        "each contender once a repeat, in alternating order."
-    )
-    return "\n".join(lines)
-
-
-def population_table(result: dict) -> str:
-    lines = [
-        "| members K | `fused` 1 thread | `fused` 2 threads | `keras` | training step alone | floor probe |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for members in ("1", "20", "100"):
-        steady = [result["steady_s"][f"{members} {name}"] for name in ("fused, 1 thread", "fused, 2 threads", "keras")]
-        floor = result["floor_s"].get(members)
-        lines.append(
-            f"| {members} | "
-            + " | ".join(f"{value:.3f} s" for value in steady)
-            + f" | {result['step_s'][members]:.3f} s | {f'{floor:.3f} s' if floor else '-'} |"
-        )
-    one, ratio = result["steady_s"]["1 fused, 2 threads"], result["step_s"]["100"] / result["floor_s"]["100"]
-    lines.append("")
-    lines.append(
-        f"K = 1, an epoch with validation: {one:.3f} s (<= 0.10 s: {verdict(one, at_most=0.1)}). K = 100, the training "
-        f"step over the floor probe's: {ratio:.2f} (<= 1.1: {verdict(ratio, at_most=1.1)})."
-    )
-    return "\n".join(lines)
-
-
-def airflow_table(result: dict) -> str:
-    death, faults = result["worker_death"], result["outages"]
-    return "\n".join(
-        [
-            "| 8 default-size experiments, 2 at a time | wall |",
-            "| --- | --- |",
-            f"| `dvc queue start -j 2` | {result['queue_s']:.0f} s |",
-            f"| `parity_lstm_sweep` on `dags/cluster/up` (2 Celery workers) | {result['cluster_s']:.0f} s |",
-            f"| the same, other seeds, the API server, Redis and PostgreSQL each down {faults['outage_s']} s "
-            f"(trainings per experiment: {', '.join(map(str, faults['trainings']))}) | {faults['wall_s']:.0f} s |",
-            f"| `dags/cluster/up` | {result['startup_s']:.0f} s |",
-            f"| a worker killed mid-training: until its task's retry starts | {death['to_retry_start_s']:.0f} s |",
-        ]
-    )
-
-
 def suite_table(result: dict) -> str:
     lines = ["| command | wall | result |", "| --- | --- | --- |"]
     lines += [f"| `{one['command']}` | {one['wall_s']:.0f} s | {one['summary']} |" for one in result["runs"]]
@@ -173,9 +71,9 @@ def suite_table(result: dict) -> str:
 # Sections rendered from a stored result's numbers; any other name is a stored table: `part` its `table`, `part.key`
 # its `key`.
 RENDERERS: dict[str, Callable[[dict], str]] = {
-    "speed": speed_table,
-    "population": population_table,
-    "airflow": airflow_table,
+    "speed": lambda result: speed.table(result["repeats"]),
+    "population": population.table,
+    "scoring": scoring.table,
     "suite": suite_table,
     # The reasons why survivors are equivalent are written after the run: the survivors' listing as it stands.
     "mutation": lambda result: mutation.summary(result["modules"], mutation.equivalent())["table"],

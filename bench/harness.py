@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from bench.scratch_repo import REPO, commit, dvc, make_scratch_repo, run
+from devkit.scratch_repo import REPO, commit, dvc, make_scratch_repo, run
 
 RESULTS = REPO / "bench/results"
 # The CPU flags a stamp names: those that decide which kernels XLA and oneDNN compile for.

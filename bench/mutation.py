@@ -22,7 +22,7 @@ import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.scratch_repo import REPO, run
+from devkit.scratch_repo import REPO, run
 from parity_lstm.rates import wilson
 
 # module: the tests that cover it, run against each mutant (in its own process: numba compiles a mutant kernel anew).

@@ -17,7 +17,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from bench.harness import default_data, training_environment
-from bench.scratch_repo import REPO, run
+from devkit.scratch_repo import REPO, run
 
 POPULATIONS = (1, 20, 100)
 # (name, train.engine, the fused engine's threads at most), run in this order at each K.
@@ -100,6 +100,13 @@ def measure(scratch: Path, floor_probe: Path | None) -> dict:
                 f"population {members}: training step {steps[members]:.3f} s, floor {floors.get(members)}", flush=True
             )
     steady = {key: statistics.median(seconds[1:]) for key, seconds in runs.items()}
+    return {"runs": runs, "steady_s": steady, "step_s": steps, "floor_s": floors}
+
+
+def table(result: dict) -> str:
+    """Seconds per epoch by K and engine, the training step against the floor probe's, each against its target."""
+    steady, steps = result["steady_s"], {int(k): v for k, v in result["step_s"].items()}
+    floors = {int(k): v for k, v in result["floor_s"].items()}
     lines = [
         "| members K | `fused`, 1 thread | `fused`, 2 threads | `keras` (TensorFlow + XLA) | `keras` / best `fused` "
         "| `fused` training step alone | floor probe's | step / floor |",
@@ -124,4 +131,4 @@ def measure(scratch: Path, floor_probe: Path | None) -> dict:
             f"K = 100, training step / floor probe's: {ratio:.2f} (target <= {FLOOR_RATIO}: "
             f"{'met' if ratio <= FLOOR_RATIO else '**missed**'})."
         )
-    return {"runs": runs, "steady_s": steady, "step_s": steps, "floor_s": floors, "table": "\n".join(lines)}
+    return "\n".join(lines)

@@ -9,7 +9,7 @@ import hashlib
 from pathlib import Path
 
 from bench.harness import environment, read_json, stage
-from bench.scratch_repo import dvc, make_scratch_repo
+from devkit.scratch_repo import dvc, make_scratch_repo
 
 # The CPUs numba compiles the fused kernels for (NUMBA_CPU_NAME): the oldest x86-64, AVX2 (Haswell), AVX-512
 # (Skylake-X) and whatever this CPU has ("host"). Not other CPUs: the same CPU running code built for each.

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from bench.harness import measured, read_json
-from bench.scratch_repo import REPO, make_scratch_repo
+from devkit.scratch_repo import REPO, make_scratch_repo
 
 SCALE_PARAMS = {"count": 10_000_000, "seq_len": 100, "test_count": 10_000}
 # `generate` writes block by block: its memory must not grow with the data set.

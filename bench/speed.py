@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.harness import environment, measured, read_json, stage, timed
-from bench.scratch_repo import REPO, commit, dvc, kernels_ready, make_scratch_repo, pipeline_environment, run
+from devkit.scratch_repo import REPO, commit, dvc, kernels_ready, make_scratch_repo, pipeline_environment, run
 
 # Targets for 2 cores (issue 31): speed-ups of a clean `dvc repro` over the reference program, seconds, MiB.
 WARM_CACHE_SPEEDUP, EMPTY_CACHE_SPEEDUP, QUEUE_SPEEDUP = 20, 10, 3
@@ -58,7 +58,7 @@ def pipeline(scratch: Path) -> dict:
         "data_s": stage(warm, "generate") + stage(warm, "targets"),
         "train": measured(warm, sys.executable, "-m", "stages.train"),
         "evaluate_s": stage(warm, "evaluate"),
-        "predict_s": timed(run, warm, sys.executable, "-m", "stages.predict", "1011001"),
+        "predict_s": timed(run, warm, sys.executable, "-m", "tools.predict", "1011001"),
     }
     with environment(PARITY_LSTM_CACHE_DIR=str(scratch / "compile-cache")):
         result["compile_s"] = kernels_ready()["seconds"]
@@ -168,7 +168,7 @@ def table(repeats: list[dict]) -> str:
         ("`generate` + `targets`", ("data_s",), None),
         ("`train`, 10 epochs", ("train", "wall_s"), None),
         ("`evaluate` (8 test lengths to 10,000)", ("evaluate_s",), EVALUATE_S),
-        ("`python -m stages.predict 1011001`", ("predict_s",), PREDICT_S),
+        ("`python -m tools.predict 1011001`", ("predict_s",), PREDICT_S),
         ("every kernel's cold compile", ("compile_s",), COMPILE_S),
     ):
         met = None if limit is None else median(repeats, *pipeline, *keys) <= limit

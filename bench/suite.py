@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.scratch_repo import REPO, pipeline_environment, run
+from devkit.scratch_repo import REPO, pipeline_environment, run
 
 SLOWEST = 15
 PYTEST = ("-m", "pytest", "-q", "-p", "no:cacheprovider", f"--durations={SLOWEST}")

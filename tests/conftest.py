@@ -6,7 +6,7 @@ import pytest
 from hypothesis import settings
 
 import parity_lstm.engines.keras  # noqa: F401  (TensorFlow's defaults, set before any test loads TensorFlow)
-from bench.scratch_repo import commit, dvc
+from devkit.scratch_repo import commit, dvc
 from tests.tiny_pipeline import repo_with_folder_remote, stages_run
 
 

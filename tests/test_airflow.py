@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.scratch_repo import REPO, dvc, pipeline_environment, run
+from devkit.scratch_repo import REPO, dvc, pipeline_environment, run
 from tests.tiny_pipeline import repo_with_folder_remote, stages_run
 
 pytestmark = pytest.mark.slow

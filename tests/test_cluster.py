@@ -18,8 +18,8 @@ import psutil
 import pytest
 import yaml
 
-from bench.cluster import WORKERS, Cluster, wait_until
-from bench.scratch_repo import REPO, dvc, identify, make_scratch_repo, run
+from devkit.cluster import WORKERS, Cluster, wait_until
+from devkit.scratch_repo import REPO, dvc, identify, make_scratch_repo, run
 from tests.test_airflow import experiments
 from tests.tiny_pipeline import TINY_PARAMS
 

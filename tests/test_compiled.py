@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.harness import environment
-from bench.scratch_repo import checkout_environment, kernels_ready, make_scratch_repo, run
+from devkit.scratch_repo import checkout_environment, kernels_ready, make_scratch_repo, run
 from parity_lstm.model import Layout, save_model
 from tests.conftest import flip_flop_weights
 
@@ -26,8 +26,8 @@ def test_a_second_fresh_clone_compiles_nothing(tmp_path: Path):
 
 
 def predict(folder: Path, cache: Path) -> subprocess.CompletedProcess:
-    """`python -m stages.predict 1011 0110 1` with the flip-flop model, the kernel cache folder `cache`."""
-    command = [sys.executable, "-m", "stages.predict", "1011", "0110", "1"]
+    """`python -m tools.predict 1011 0110 1` with the flip-flop model, the kernel cache folder `cache`."""
+    command = [sys.executable, "-m", "tools.predict", "1011", "0110", "1"]
     env = checkout_environment() | {"PARITY_LSTM_CACHE_DIR": str(cache)}
     done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

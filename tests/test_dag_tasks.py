@@ -16,9 +16,9 @@ import psutil
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.cluster import wait_until
-from bench.scratch_repo import REPO, pipeline_environment
 from bench.studies import STUDIES
+from devkit.cluster import wait_until
+from devkit.scratch_repo import REPO, pipeline_environment
 
 sys.path.insert(0, str(REPO / "dags"))  # as Airflow puts the DAG folder on sys.path
 import parity_lstm_checkout as checkout

@@ -9,7 +9,7 @@ import pytest
 
 from bench import docs, mutation
 from bench.harness import RESULTS
-from bench.scratch_repo import REPO
+from devkit.scratch_repo import REPO
 
 PAGES = {str(path.relative_to(REPO)): path for path in docs.PAGES}
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from bench.scratch_repo import REPO
+from devkit.scratch_repo import REPO
 from parity_lstm import scoring
 from parity_lstm.data.encoding import one_hot_pairs, random_bits, running_parity
 from parity_lstm.data.files import TEST_BITS, TEST_PARITY

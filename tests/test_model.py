@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from bench.scratch_repo import REPO
+from devkit.scratch_repo import REPO
 from parity_lstm.data.encoding import PAD, one_hot_pairs
 from parity_lstm.engines.keras.oracle import keras_model
 from parity_lstm.model import (

@@ -13,18 +13,18 @@ import pytest
 import tensorflow as tf
 
 from bench.population import threads
-from bench.scratch_repo import REPO
+from devkit.scratch_repo import REPO
 from parity_lstm.data.encoding import one_hot_pairs, running_parity
 from parity_lstm.engines.keras.oracle import keras_model, reference_model
 from parity_lstm.model import Layout, initial_members
 from parity_lstm.numerics.backprop import Adam, gradients
 from parity_lstm.numerics.forward import MIN_LANES_PER_THREAD, TrainedModel, probability_of_one, states
 from stages.evaluate import score
-from stages.predict import predict_line
 from stages.train import Validation, train
 from tests.arrays import generated, padded_batch
 from tests.digest_training import MEMBERS, ROWS, digest
 from tests.easy_fit import EASY_DATA, EASY_TRAIN, every_step
+from tools.predict import predict_line
 
 CELLS = ("lstm", "gru", "simple_rnn")
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from bench.scratch_repo import REPO
+from devkit.scratch_repo import REPO
 from parity_lstm.params import SCHEMAS, check_keys, check_params, length_range, load_params
 
 DEFAULTS = yaml.safe_load((REPO / "params.yaml").read_text())

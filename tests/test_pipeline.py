@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from bench.scratch_repo import REPO, dvc, make_scratch_repo, pipeline_environment, run, set_param
+from devkit.scratch_repo import REPO, dvc, make_scratch_repo, pipeline_environment, run, set_param
 from parity_lstm.data.encoding import PAD, one_hot_pairs
 from parity_lstm.data.files import (
     TRAIN_BITS,
@@ -81,7 +81,7 @@ def test_an_edit_to_the_training_numerics_reruns_train_and_skips_evaluate_as_the
     assert (repo / "models/model.keras").read_bytes() == model
 
 
-FIRST_PARTY = ("stages", "parity_lstm")
+FIRST_PARTY = ("stages", "tools", "parity_lstm")
 
 
 def module_file(name: str) -> Path | None:
@@ -247,7 +247,7 @@ def test_plots_render_offline_and_as_pictures(repo: Path):
     assert '<meta charset="utf-8">' in page and "vegaEmbed" in page
     assert not re.search(r"<(script|link)[^>]+(src|href)=", page)  # nothing loaded from elsewhere: works offline
     assert "cdn.jsdelivr" not in page
-    written = run(repo, sys.executable, "-m", "stages.pictures")
+    written = run(repo, sys.executable, "-m", "tools.pictures")
     pictures = sorted(path.name for path in (repo / "docs/images").glob("*.svg"))
     assert len(pictures) == 5 and "one_held_out_sequence_step_by_step.svg" in pictures
     # Each picture, and beside it the spec with the data it draws.
@@ -263,7 +263,7 @@ def footprints(trained_repo, tmp_path_factory) -> dict[str, dict]:
     """What each stage and `predict` read and imported, run in a copy of the tiny run (tests/stage_footprint.py)."""
     repo = copy_of(trained_repo.path, tmp_path_factory.mktemp("footprints") / "repo")
     env = pipeline_environment() | {"PYTHONPATH": str(REPO)}  # `tests` from here; `stages` from the copy
-    commands = {stage: [f"stages.{stage}"] for stage in STAGES} | {"predict": ["stages.predict", "1011"]}
+    commands = {stage: [f"stages.{stage}"] for stage in STAGES} | {"predict": ["tools.predict", "1011"]}
     found = {}
     for name, command in commands.items():
         result = subprocess.run(
@@ -354,3 +354,4 @@ def test_the_trained_model_file_opens_in_keras_with_the_outputs_evaluate_scores(
     bits[:30, :20] = PAD  # padding in front, as data.min_len makes it
     ours = load_trained_model(path).probability_of_one(bits).T
     np.testing.assert_allclose(ours, opened.predict(one_hot_pairs(bits), verbose=0)[..., 0], rtol=0, atol=1e-6)
+

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.scratch_repo import REPO
+from devkit.scratch_repo import REPO
 from parity_lstm.model import Layout, save_model
-from stages.predict import MAX_BITS, parse_bits
 from tests.conftest import flip_flop_weights
+from tools.predict import MAX_BITS, parse_bits
 
 
 @pytest.mark.parametrize("text, bits", [("0", [0]), ("1", [1]), ("1011001", [1, 0, 1, 1, 0, 0, 1])])
@@ -34,9 +34,9 @@ def test_parse_bits_rejects_more_than_the_limit():
 
 
 def predict(folder: Path, *arguments: str, lines: str = "") -> subprocess.CompletedProcess:
-    """`python -m stages.predict` in `folder`, as a user runs it there."""
+    """`python -m tools.predict` in `folder`, as a user runs it there."""
     return subprocess.run(
-        [sys.executable, "-m", "stages.predict", *arguments],
+        [sys.executable, "-m", "tools.predict", *arguments],
         input=lines,
         cwd=folder,
         env={**os.environ, "PYTHONPATH": str(REPO)},

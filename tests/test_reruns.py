@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.scratch_repo import dvc, run, set_param
+from devkit.scratch_repo import dvc, run, set_param
 from parity_lstm.params import SCHEMAS
 from tests.tiny_pipeline import STAGES, copy_of, ran_exactly, repro
 

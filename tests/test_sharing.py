@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.scratch_repo import dvc, identify, run
+from devkit.scratch_repo import dvc, identify, run
 from parity_lstm.numerics.forward import load_trained_model
 from tests.tiny_pipeline import copy_of, ran_exactly, repro
 

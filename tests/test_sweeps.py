@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.scratch_repo import dvc
 from bench.studies import STUDIES, follow_ups, run_grid
+from devkit.scratch_repo import dvc
 from tests.tiny_pipeline import copy_of
 from tools.summarise import summarise, table
 

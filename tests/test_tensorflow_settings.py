@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.scratch_repo import REPO
+from devkit.scratch_repo import REPO
 
 pytestmark = pytest.mark.slow  # each test starts TensorFlow in fresh processes
 

@@ -4,7 +4,7 @@ import re
 import shutil
 from pathlib import Path
 
-from bench.scratch_repo import commit, dvc, make_scratch_repo
+from devkit.scratch_repo import commit, dvc, make_scratch_repo
 
 STAGES = ("generate", "targets", "train", "evaluate")
 TINY_PARAMS = {

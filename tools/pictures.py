@@ -1,11 +1,11 @@
 """Draw the plots of dvc.yaml as SVG pictures for the README, offline, from the pipeline's own plot data.
 
-    dvc repro && python -m stages.pictures            # docs/images/<plot>.svg and its spec with data, <plot>.json
+    dvc repro && python -m tools.pictures            # docs/images/<plot>.svg and its spec with data, <plot>.json
 
 The charts are those of `dvc plots show` (its filled-in Vega-Lite specs, templates included), less what only tells
 revisions apart (`one_revision`), drawn by vl-convert, which needs no browser and no network.
 
-    python -m stages.pictures --page                  # .dvc/plots/page.html, the HTML template of `dvc plots show`
+    python -m tools.pictures --page                  # .dvc/plots/page.html, the HTML template of `dvc plots show`
 
 The page template, named in .dvc/config, has the Vega libraries inline and a declared charset, so the page that
 `dvc plots show` writes renders offline.
@@ -104,7 +104,7 @@ def main(arguments: list[str]) -> None:
         PAGE_TEMPLATE.write_text(PAGE.format(bundle=vl_convert.javascript_bundle()))
         print(f"wrote {PAGE_TEMPLATE}")
     elif arguments:
-        raise SystemExit("usage: python -m stages.pictures [--page]")
+        raise SystemExit("usage: python -m tools.pictures [--page]")
     else:
         for path in draw_plots():
             print(f"wrote {path}")

@@ -1,6 +1,6 @@
 """Predict the parity of bit strings with the trained model in models/; any length up to MAX_BITS.
 
-    $ python -m stages.predict 1011001 0110          (or one sequence a line on stdin)
+    $ python -m tools.predict 1011001 0110          (or one sequence a line on stdin)
     1011001	0	0.9991	0
     0110	0	0.9995	0
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.scratch_repo import REPO, pipeline_environment
+from devkit.scratch_repo import REPO, pipeline_environment
 
 WORKERS = (1, 2)
 FINISHED = ("success", "failed")
