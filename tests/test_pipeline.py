@@ -354,4 +354,3 @@ def test_the_trained_model_file_opens_in_keras_with_the_outputs_evaluate_scores(
     bits[:30, :20] = PAD  # padding in front, as data.min_len makes it
     ours = load_trained_model(path).probability_of_one(bits).T
     np.testing.assert_allclose(ours, opened.predict(one_hot_pairs(bits), verbose=0)[..., 0], rtol=0, atol=1e-6)
-
