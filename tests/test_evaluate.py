@@ -127,6 +127,13 @@ def test_each_member_is_scored_on_the_same_sequences_and_holds_or_not():
             "worst": blank,
             "final_step_accuracy": f"{blank:.6g} 1 {blank:.6g}",
         }
+    # The blank member as the selected model: its final step right where the parity is even, every step right almost
+    # never (only where every bit is 0).
+    blank_model = score_by_length(TrainedModel(BLANK, Layout(1)), params.model_copy(update={"lengths": [50, 2000]}))
+    assert blank_model == {
+        length: {"final_step_accuracy": blank, "sequence_accuracy": 0.0}
+        for length, blank in zip(("50", "2000"), even, strict=True)
+    }
     # Delétang's score: the mean over lengths 41-60 of the final-step accuracy, each on its own fresh sequences.
     ranged = scored["41-60"]
     assert ranged["best"] == 1.0 and ranged["worst"] == ranged["median"] == pytest.approx(0.5, abs=0.03)
