@@ -15,7 +15,8 @@ import json
 import time
 from pathlib import Path
 
-from bench.harness import default_run_repo, time_queued_seeds
+from bench.harness import default_run_repo
+from bench.studies import run_grid
 from devkit.cluster import Cluster, wait_until
 from devkit.scratch_repo import dvc, make_scratch_repo
 
@@ -89,8 +90,8 @@ def measure(scratch: Path) -> dict:
     from tools.summarise import summarise, table
 
     queue_repo = default_run_repo(scratch / "queue")
-    queue_s = time_queued_seeds(queue_repo, AIRFLOW_SEEDS)  # the runs share the machine's compiled kernels
-    names = set(dvc(queue_repo, "exp", "ls", "--name-only", stderr=False).split())
+    queued_run = run_grid(queue_repo, f"-S 'train.seed=range(0,{AIRFLOW_SEEDS})'", jobs=2)
+    queue_s, names = queued_run["wall_s"], set(queued_run["experiments"])
     queued = table(summarise(json.loads(dvc(queue_repo, "exp", "show", "--json", stderr=False)), names=names))
 
     started = time.perf_counter()

@@ -14,7 +14,6 @@ Markers in the pages:
     python -m bench.docs --check     name the sections that differ from what the results render; exit 1 if any
 """
 
-import itertools
 import json
 import re
 import sys
@@ -30,7 +29,6 @@ PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 # The body is empty or ends in a newline, so an empty section never reaches over to the next one's end.
 GENERATED = re.compile(r"(<!-- generated (?P<name>[\w.]+) -->\n)(?P<body>(?:.*?\n)??)(<!-- end -->)", re.S)
 FIGURE = re.compile(r"(<!-- figure (?P<name>[\w.]+) -->)(?P<body>.*?)(<!-- /figure -->)", re.S)
-QUOTE = re.compile(r"<!-- quote -->.*?<!-- /quote -->", re.S)
 # What a stamp must hold for a result to name its code, date and machine.
 STAMP_KEYS = ("commit", "date", "cpu_model", "cores", "load_average_before", "load_average_after", "engine", "threads")
 
@@ -39,27 +37,13 @@ def stored(part: str) -> dict:
     return json.loads((RESULTS / f"{part}.json").read_text())
 
 
-def shell_command(command: str) -> str:
-    """A stored command with an evenly spaced list of numbers written as the `seq` that makes it, as short as a reader
-    needs."""
-
-    def as_seq(match: re.Match) -> str:
-        numbers = [int(number) for number in match[2].split()]
-        steps = {b - a for a, b in itertools.pairwise(numbers)}
-        if len(numbers) < 4 or len(steps) != 1:
-            return match[0]
-        return f"{match[1]} $(seq {numbers[0]} {steps.pop()} {numbers[-1]})"
-
-    return re.sub(r"(--\w[\w-]*) ((?:\d+ ?)+)", as_seq, command).strip()
-
-
 def source_line(part: str, result: dict) -> str:
     """Where a table comes from (stored in bench/results/<part>.json): its command, commit, date and machine."""
     stamp = result["stamp"]
     commit = stamp["commit"][:7] + (" with uncommitted changes" if stamp.get("uncommitted_changes") else "")
     load = "/".join(f"{stamp[when][0]:.2f}" for when in ("load_average_before", "load_average_after"))
     machine = f"{stamp['cpu_model']}, {stamp['cores']} cores, load {load}"
-    return f"`{shell_command(stamp['command'])}` · `{commit}` {stamp['date'][:10]} · {machine}"
+    return f"`{stamp['command']}` · `{commit}` {stamp['date'][:10]} · {machine}"
 
 
 def suite_table(result: dict) -> str:
@@ -167,35 +151,6 @@ def differences(path: Path) -> list[str]:
     theirs = [match["body"] for pattern in (GENERATED, FIGURE) for match in pattern.finditer(fresh)]
     mine = [match["body"] for pattern in (GENERATED, FIGURE) for match in pattern.finditer(text)]
     return [name for name, old, new in zip(ours, mine, theirs, strict=True) if old != new]
-
-
-# A figure as measurements are written: a decimal, a number with a unit of time, size or ratio, a percentage, a count
-# out of a count. Settings and sizes that are not measured (`train.epochs: 10`, seeds 0-99) are plain integers or code.
-MEASURED = re.compile(
-    r"(?<![\w.])\d[\d,]*(?:\.\d+)?\s?(?:%|x|s|ms|min|MiB|GiB|MB|GB|words)(?![\w])"
-    r"|(?<![\w.])\d[\d,]*\.\d+(?![\w.])"
-    r"|(?<![\w./])\d+/\d+(?![\w/])"
-)
-
-
-def prose(text: str) -> str:
-    """A page less what may hold figures: generated sections, figures, quotes, code, blockquotes, links' targets."""
-    for pattern in (GENERATED, FIGURE, QUOTE, re.compile(r"```.*?```", re.S), re.compile(r"`[^`\n]*`")):
-        text = pattern.sub(" ", text)
-    text = re.sub(r"\]\([^)]*\)", "]", text)  # a link's target
-    text = re.sub(r"<!--.*?-->", " ", text, flags=re.S)
-    text = re.sub(r"\b95 %(?=\s+(?:Wilson|interval))", " ", text)  # an interval's confidence: a setting, not a figure
-    return "\n".join(line for line in text.splitlines() if not line.startswith(">"))
-
-
-def words(text: str) -> int:
-    """The words a reader reads: tokens with a letter or digit, outside the markers (HTML comments)."""
-    return sum(bool(re.search(r"[^\W_]", token)) for token in re.sub(r"<!--.*?-->", " ", text, flags=re.S).split())
-
-
-def unsourced_figures(path: Path) -> list[str]:
-    """Figures in a page's prose with no stored source: each must be generated, or marked as a quote."""
-    return MEASURED.findall(prose(path.read_text()))
 
 
 def main(arguments: list[str]) -> None:

@@ -128,18 +128,6 @@ def default_run_repo(path: Path) -> Path:
     return repo
 
 
-def time_queued_seeds(repo: Path, seeds: int) -> float:
-    """Wall time of queueing `train.seed` 0 to seeds - 1 and running them with two queue workers."""
-    started = time.perf_counter()
-    dvc(repo, "exp", "run", "--queue", "-S", f"train.seed=range(0, {seeds})")
-    dvc(repo, "queue", "start", "-j", "2")
-    run(repo, "sh", "-c", "while dvc queue status | grep -qE 'Queued|Running'; do sleep 1; done")
-    assert "Failed" not in dvc(repo, "queue", "status")
-    elapsed = time.perf_counter() - started
-    print(f"{seeds} queued runs: {elapsed:.0f} s", flush=True)
-    return elapsed
-
-
 def cpu_info() -> dict:
     """The CPU's model name and flags, as Linux reports them."""
     lines = (line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
