@@ -108,9 +108,9 @@ def default_data(data_changes: dict | None = None, mode: str = "running") -> tup
     for them from the files `generate` and `targets` (`targets.mode`: `mode`) write: training bits, parity and loss
     factors, validation bits and parity."""
     from parity_lstm.data.encoding import running_parity
+    from parity_lstm.data.loss import loss_factors
+    from parity_lstm.data.sampling import sequences, splits
     from parity_lstm.params import DataParams
-    from stages.generate import sequences, splits
-    from stages.targets import loss_factors
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["data"] |= data_changes or {}

@@ -29,8 +29,8 @@ from parity_lstm.rates import wilson
 MODULES = {
     "parity_lstm/data/encoding.py": "tests/test_targets.py tests/test_generate.py",
     "parity_lstm/params.py": "tests/test_params.py",
-    "stages/generate.py": "tests/test_generate.py",
-    "stages/targets.py": "tests/test_targets.py tests/test_generate.py",
+    "parity_lstm/data/sampling.py": "tests/test_generate.py",
+    "parity_lstm/data/loss.py": "tests/test_targets.py tests/test_generate.py",
     "stages/evaluate.py": "tests/test_evaluate.py",
     "parity_lstm/model.py": "tests/test_model.py",
     "parity_lstm/numerics/forward.py": "tests/test_evaluate.py tests/test_numerics.py -k 'forward or half'",

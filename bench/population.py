@@ -47,7 +47,7 @@ def threads(count: int):
 def epoch_seconds(arrays, params: dict, engine: str, members: int) -> list[float]:
     """Wall seconds of each epoch, validation included."""
     from parity_lstm.params import TrainParams
-    from stages.train import train
+    from parity_lstm.training import train
 
     ends = [time.perf_counter()]
     run = TrainParams(**params["train"] | {"engine": engine, "population": members, "epochs": EPOCHS[engine]})

@@ -29,7 +29,7 @@ def main(seed: int, test_bits_file: Path, out: Path) -> None:
 
     from parity_lstm.data.encoding import one_hot_pairs, running_parity
     from parity_lstm.data.files import load_bits
-    from stages.evaluate import score
+    from parity_lstm.scoring import score
 
     random.seed(seed)
     keras.utils.set_random_seed(seed)

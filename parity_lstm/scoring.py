@@ -67,3 +67,25 @@ def deletang_score(members: np.ndarray, layout: Layout, lengths: range, sequence
     """Each member's score over `lengths`: the mean over them of its final-step accuracy on `sequences` fresh
     sequences of each."""
     return np.mean([accuracy_at_length(members, layout, length, sequences, seed)[0] for length in lengths], axis=0)
+
+
+def score(
+    probability_of_one: np.ndarray, parity: np.ndarray, real: np.ndarray | None = None
+) -> tuple[dict, np.ndarray]:
+    """Metrics and per-position accuracy of the probabilities of parity 1 (count, seq_len) against parity (count,
+    seq_len), counting only the `real` steps (default: all; padding is not real)."""
+    real = np.ones(parity.shape, bool) if real is None else real
+    odd = parity == 1
+    correct = predicted_odd(probability_of_one) == odd
+    metrics = {
+        "step_accuracy": float(correct[real].mean()),
+        # Padding is in front, so the last step is always real.
+        "final_step_accuracy": float(correct[:, -1].mean()),
+        "sequence_accuracy": float((correct | ~real).all(axis=1).mean()),
+        # The probability the model gives the true parity.
+        "mean_final_confidence": float(np.where(odd, probability_of_one, 1 - probability_of_one)[:, -1].mean()),
+    }
+    # Positions that are padding in every sequence have no accuracy.
+    with np.errstate(invalid="ignore"):
+        by_position = (correct & real).sum(axis=0) / real.sum(axis=0)
+    return metrics, by_position

@@ -26,38 +26,16 @@ from parity_lstm.data.files import (
     write_text,
 )
 from parity_lstm.model import load_members
-from parity_lstm.numerics.forward import TrainedModel, load_trained_model, predicted_odd
+from parity_lstm.numerics.forward import TrainedModel, load_trained_model
 from parity_lstm.params import EvaluateParams, length_range, load_params
 from parity_lstm.rates import HOLDS
-from parity_lstm.scoring import accuracy_at_length, deletang_score
+from parity_lstm.scoring import accuracy_at_length, deletang_score, score
 
 ACCURACY_BY_POSITION = METRICS_DIR / "evaluate_accuracy_by_position.csv"
 ACCURACY_BY_LENGTH = METRICS_DIR / "evaluate_accuracy_by_length.csv"
 STATES = METRICS_DIR / "evaluate_states.csv"
 # Decimals of metrics/evaluate.json's mean final confidence: finer than 10,000 test sequences tell it.
 CONFIDENCE_DECIMALS = 5
-
-
-def score(
-    probability_of_one: np.ndarray, parity: np.ndarray, real: np.ndarray | None = None
-) -> tuple[dict, np.ndarray]:
-    """Metrics and per-position accuracy of the probabilities of parity 1 (count, seq_len) against parity (count,
-    seq_len), counting only the `real` steps (default: all; padding is not real)."""
-    real = np.ones(parity.shape, bool) if real is None else real
-    odd = parity == 1
-    correct = predicted_odd(probability_of_one) == odd
-    metrics = {
-        "step_accuracy": float(correct[real].mean()),
-        # Padding is in front, so the last step is always real.
-        "final_step_accuracy": float(correct[:, -1].mean()),
-        "sequence_accuracy": float((correct | ~real).all(axis=1).mean()),
-        # The probability the model gives the true parity.
-        "mean_final_confidence": float(np.where(odd, probability_of_one, 1 - probability_of_one)[:, -1].mean()),
-    }
-    # Positions that are padding in every sequence have no accuracy.
-    with np.errstate(invalid="ignore"):
-        by_position = (correct & real).sum(axis=0) / real.sum(axis=0)
-    return metrics, by_position
 
 
 def score_by_length(model: TrainedModel, params: EvaluateParams) -> dict[str, dict]:

@@ -3,8 +3,8 @@
 import numpy as np
 
 from parity_lstm.data.encoding import PAD, running_parity
+from parity_lstm.data.sampling import sequences, splits
 from parity_lstm.params import DataParams
-from stages.generate import sequences, splits
 
 
 def generated(params: DataParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

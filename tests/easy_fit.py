@@ -3,9 +3,9 @@
 import numpy as np
 
 from parity_lstm.data.encoding import running_parity
+from parity_lstm.data.loss import loss_factors
 from parity_lstm.params import DataParams, TrainParams
-from stages.targets import loss_factors
-from stages.train import train
+from parity_lstm.training import train
 from tests.arrays import generated
 
 # Short sequences and a larger learning rate: a configuration that learns within seconds for this seed.

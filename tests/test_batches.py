@@ -8,7 +8,7 @@ from parity_lstm.data.batches import epoch_batches
 from parity_lstm.data.encoding import one_hot_pairs, running_parity
 from parity_lstm.data.files import load_bits, load_loss_factors, load_parity
 from parity_lstm.engines.keras.batches import shuffled_batches
-from stages.train import train
+from parity_lstm.training import train
 from tests.arrays import generated
 from tests.easy_fit import EASY_DATA, EASY_TRAIN, every_step
 

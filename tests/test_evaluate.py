@@ -13,8 +13,9 @@ from parity_lstm.data.files import TEST_BITS, TEST_PARITY
 from parity_lstm.model import Layout, save_members, save_model
 from parity_lstm.numerics.forward import TrainedModel
 from parity_lstm.params import EvaluateParams
+from parity_lstm.scoring import score
 from stages import evaluate
-from stages.evaluate import score, score_by_length, score_members
+from stages.evaluate import score_by_length, score_members
 from tests.conftest import flip_flop_weights
 
 FLIP_FLOP = TrainedModel(Layout(1).flatten(flip_flop_weights()), Layout(1))

@@ -3,9 +3,10 @@ import pytest
 
 from parity_lstm.data import files
 from parity_lstm.data.encoding import PAD
+from parity_lstm.data.sampling import bits_of_stream
 from parity_lstm.params import DataParams
 from stages import generate, targets
-from stages.generate import bits_of_stream, summary, tally
+from stages.generate import summary, tally
 from tests.arrays import generated
 
 PARAMS = DataParams(seq_len=20, min_len=None, count=500, val_count=200, test_count=300, seed=7)

@@ -354,3 +354,14 @@ def test_the_trained_model_file_opens_in_keras_with_the_outputs_evaluate_scores(
     bits[:30, :20] = PAD  # padding in front, as data.min_len makes it
     ours = load_trained_model(path).probability_of_one(bits).T
     np.testing.assert_allclose(ours, opened.predict(one_hot_pairs(bits), verbose=0)[..., 0], rtol=0, atol=1e-6)
+
+
+def test_no_module_imports_a_stage():
+    """Stages are leaves that DVC runs: what others share lives in the package, so a stage's deps stay its own."""
+    importers = [
+        str(path.relative_to(REPO))
+        for folder in ("parity_lstm", "stages", "tools", "bench", "devkit", "dags")
+        for path in (REPO / folder).rglob("*.py")
+        if re.search(r"^\s*(from stages[ .]|import stages\b)", path.read_text(), re.M)
+    ]
+    assert importers == []

@@ -8,8 +8,9 @@ from hypothesis.extra.numpy import arrays
 
 from parity_lstm.data.encoding import PAD, one_hot_pairs, random_bits, running_parity
 from parity_lstm.data.files import TRAIN_LOSS_FACTORS
+from parity_lstm.data.loss import inverse_position_scale, loss_factors
 from parity_lstm.params import TargetsParams
-from stages.targets import inverse_position_scale, loss_factors, write_loss_factors, write_parity
+from stages.targets import write_loss_factors, write_parity
 
 
 def brute_force_parity(bits: np.ndarray) -> np.ndarray:

@@ -10,8 +10,9 @@ from parity_lstm.engines.keras.oracle import keras_model
 from parity_lstm.engines.keras.population import population_loss
 from parity_lstm.model import Layout, initial_members, initial_weights
 from parity_lstm.numerics.forward import TrainedModel
-from stages.evaluate import score
-from stages.train import CONVERGED, Validation, converged_epochs, select, train
+from parity_lstm.rates import CONVERGED
+from parity_lstm.scoring import score
+from parity_lstm.training import Validation, converged_epochs, select, train
 from tests.arrays import generated
 from tests.conftest import flip_flop_weights
 from tests.easy_fit import EASY_DATA, EASY_TRAIN, every_step, fit
