@@ -12,7 +12,8 @@ import numpy as np
 
 from parity_lstm.data.encoding import random_bits, running_parity
 from parity_lstm.model import Layout
-from parity_lstm.numerics.forward import predicted_odd, probability_of_one
+from parity_lstm.numerics.forward import probability_of_one
+from parity_lstm.trained import predicted_odd
 
 # Steps of fresh sequences drawn at once, and probabilities computed per call: both bound memory, whatever the length
 # and the number of members.

@@ -26,10 +26,10 @@ from parity_lstm.data.files import (
     write_text,
 )
 from parity_lstm.model import load_members
-from parity_lstm.numerics.forward import TrainedModel, load_trained_model
 from parity_lstm.params import EvaluateParams, length_range, load_params
 from parity_lstm.rates import HOLDS
 from parity_lstm.scoring import accuracy_at_length, deletang_score, score
+from parity_lstm.trained import TrainedModel, load_trained_model
 
 ACCURACY_BY_POSITION = METRICS_DIR / "evaluate_accuracy_by_position.csv"
 ACCURACY_BY_LENGTH = METRICS_DIR / "evaluate_accuracy_by_length.csv"

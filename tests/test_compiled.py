@@ -1,6 +1,7 @@
 """The kernels compile once per machine (parity_lstm.numerics.compiled): every checkout of the same source shares the
 cache; a cache that cannot be written or read costs a compile and one line on stderr, never a failure."""
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 from bench.harness import environment
 from devkit.scratch_repo import checkout_environment, kernels_ready, make_scratch_repo, run
 from parity_lstm.model import Layout, save_model
+from parity_lstm.numerics import compiled
 from tests.conftest import flip_flop_weights
 
 
@@ -61,3 +63,23 @@ def test_a_truncated_cache_entry_costs_a_compile_and_one_line_and_is_written_ane
         f"parity-lstm: cannot read a kernel from the cache {cache} (UnpicklingError); compiling in this process instead"
     ]
     assert predict(folder, cache).stderr == ""  # the fresh compile was saved in its place
+
+
+def test_the_cache_key_names_every_module_the_kernels_import():
+    """numba keys a cache entry by the kernel's own file; COMPILED_IN adds what the kernels import from the package
+    (offsets, PAD, options, the forward helpers the training kernels call), so a change to any of them compiles anew."""
+    imports = {}  # each module of numerics/: the package modules it imports from
+    for path in (Path(compiled.__file__).parent).glob("*.py"):
+        found = [node for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ImportFrom)]
+        imports[path.name] = {node.module: {alias.name for alias in node.names} for node in found if node.module}
+    kernel_files = [
+        name for name, found in imports.items() if "kernel" in found.get("parity_lstm.numerics.compiled", ())
+    ]
+    assert sorted(kernel_files) == ["backprop.py", "forward.py"]
+    imported = {
+        module.removeprefix("parity_lstm.").replace(".", "/") + ".py"
+        for name in kernel_files
+        for module in imports[name]
+        if module.startswith("parity_lstm.")
+    }
+    assert imported == set(compiled.COMPILED_IN)

@@ -11,9 +11,9 @@ from parity_lstm import scoring
 from parity_lstm.data.encoding import one_hot_pairs, random_bits, running_parity
 from parity_lstm.data.files import TEST_BITS, TEST_PARITY
 from parity_lstm.model import Layout, save_members, save_model
-from parity_lstm.numerics.forward import TrainedModel
 from parity_lstm.params import EvaluateParams
 from parity_lstm.scoring import score
+from parity_lstm.trained import TrainedModel
 from stages import evaluate
 from stages.evaluate import score_by_length, score_members
 from tests.conftest import flip_flop_weights

@@ -12,7 +12,7 @@ from parity_lstm.data import files
 from parity_lstm.data.encoding import PAD, running_parity
 from parity_lstm.data.files import load_bits, load_loss_factors, load_parity, row_writer
 from parity_lstm.model import Layout, save_model
-from parity_lstm.numerics.forward import load_trained_model
+from parity_lstm.trained import load_trained_model
 from tests.conftest import flip_flop_weights
 
 BITS = np.array([[PAD, 1, 0, 1], [0, 1, 1, 0]], np.uint8)

@@ -25,7 +25,7 @@ from parity_lstm.model import (
     load_model,
     save_model,
 )
-from parity_lstm.numerics.forward import TrainedModel
+from parity_lstm.trained import TrainedModel
 from tests.digest_initial_weights import digest
 
 # tests.digest_initial_weights as written at the commit that made the weights numpy's: a change to how they are

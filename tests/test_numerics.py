@@ -18,8 +18,9 @@ from parity_lstm.data.encoding import one_hot_pairs, running_parity
 from parity_lstm.engines.keras.oracle import keras_model, reference_model
 from parity_lstm.model import Layout, initial_members
 from parity_lstm.numerics.backprop import Adam, gradients
-from parity_lstm.numerics.forward import MIN_LANES_PER_THREAD, TrainedModel, probability_of_one, states
+from parity_lstm.numerics.forward import MIN_LANES_PER_THREAD, probability_of_one, states
 from parity_lstm.scoring import score
+from parity_lstm.trained import TrainedModel
 from parity_lstm.training import Validation, train
 from tests.arrays import generated, padded_batch
 from tests.digest_training import MEMBERS, ROWS, digest

@@ -29,8 +29,8 @@ from parity_lstm.data.files import (
     load_parity,
 )
 from parity_lstm.model import Layout, initial_weights, save_model
-from parity_lstm.numerics.forward import load_trained_model
 from parity_lstm.params import DataParams, EvaluateParams, TargetsParams, TrainParams, load_params
+from parity_lstm.trained import load_trained_model
 from tests.conftest import flip_flop_weights
 from tests.tiny_pipeline import STAGES, TINY_PARAMS, copy_of, ran_exactly, repro
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from devkit.scratch_repo import dvc, identify, run
-from parity_lstm.numerics.forward import load_trained_model
+from parity_lstm.trained import load_trained_model
 from tests.tiny_pipeline import copy_of, ran_exactly, repro
 
 

@@ -9,9 +9,9 @@ from parity_lstm.engines.keras.fit import STEPS_PER_EXECUTION, build_population
 from parity_lstm.engines.keras.oracle import keras_model
 from parity_lstm.engines.keras.population import population_loss
 from parity_lstm.model import Layout, initial_members, initial_weights
-from parity_lstm.numerics.forward import TrainedModel
 from parity_lstm.rates import CONVERGED
 from parity_lstm.scoring import score
+from parity_lstm.trained import TrainedModel
 from parity_lstm.training import Validation, converged_epochs, select, train
 from tests.arrays import generated
 from tests.conftest import flip_flop_weights

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 from parity_lstm.data.encoding import running_parity
-from parity_lstm.numerics.forward import TrainedModel, load_trained_model, predicted_odd
+from parity_lstm.trained import TrainedModel, load_trained_model, predicted_odd
 
 MAX_BITS = 100_000
 

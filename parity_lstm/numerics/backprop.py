@@ -236,11 +236,9 @@ class Adam:
     def __init__(self, members: np.ndarray, learning_rate: float):
         self.members, self.learning_rate = members, learning_rate
         self.m, self.v = np.zeros_like(members), np.zeros_like(members)
-        self.iterations = 0
         self.beta_1_power = self.beta_2_power = 1.0  # products, not pow(): the same bits on every machine
 
     def apply(self, gradient: np.ndarray) -> None:
-        self.iterations += 1
         self.beta_1_power *= BETA_1
         self.beta_2_power *= BETA_2
         alpha = np.float32(self.learning_rate * (1 - self.beta_2_power) ** 0.5 / (1 - self.beta_1_power))

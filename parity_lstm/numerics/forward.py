@@ -13,16 +13,14 @@ libm, whose last bits may differ between machines.
 """
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import cache
 from itertools import pairwise
-from pathlib import Path
 
 import numba
 import numpy as np
 
 from parity_lstm.data.encoding import PAD
-from parity_lstm.model import CELLS, MODEL_FILE, Layout, load_model, offsets
+from parity_lstm.model import CELLS, Layout, offsets
 from parity_lstm.numerics.compiled import OPTIONS, kernel
 
 # Lanes run together: their per-step buffers stay in the core's caches.
@@ -294,35 +292,6 @@ def states(weights: np.ndarray, bits: np.ndarray, layout: Layout) -> tuple[np.nd
 
     in_chunks(run, rows)
     return hidden.transpose(2, 0, 1), cells.transpose(2, 0, 1)
-
-
-def predicted_odd(probability: np.ndarray) -> np.ndarray:
-    """The one rule for the predicted parity: odd where the probability of 1 is above 0.5; at exactly 0.5, even."""
-    return probability > 0.5
-
-
-@dataclass(frozen=True)
-class TrainedModel:
-    """A trained model, run by this forward pass: what `evaluate` scores and `predict` answers with. No TensorFlow,
-    whose import alone takes seconds; equal to Keras on TensorFlow to 1e-6 (tested)."""
-
-    weights: np.ndarray  # a flat row
-    layout: Layout
-
-    def probability_of_one(self, bits: np.ndarray) -> np.ndarray:
-        """The softmax's slot 0, the probability of parity 1, after each step of `bits` (count, steps) of any
-        length, PAD in front of short ones: step-major, (steps, count)."""
-        return probability_of_one(self.weights[None], bits, self.layout)[:, :, 0]
-
-    def states(self, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Hidden and cell state after each step of `bits` (count, steps): each (count, steps, units)."""
-        return states(self.weights, bits, self.layout)
-
-
-def load_trained_model(path: Path = MODEL_FILE) -> TrainedModel:
-    """The model file's weights, ready to score; no code from the file is run."""
-    weights, layout = load_model(path)
-    return TrainedModel(layout.flatten(weights), layout)
 
 
 def compile_all(layout: Layout) -> None:
