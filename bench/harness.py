@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 
 from devkit.scratch_repo import REPO, commit, dvc, make_scratch_repo, run
+from devkit.settings import environment
 
 RESULTS = REPO / "bench/results"
 # The CPU flags a stamp names: those that decide which kernels XLA and oneDNN compile for.
@@ -68,26 +69,6 @@ def measured(repo: Path, *command: str) -> dict:
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
-
-
-@contextmanager
-def environment(**variables: str | None) -> Iterator[None]:
-    """Processes started inside see these environment variables (None: unset); the old values come back after.
-    The scratch repos' commands take this process's environment, so this is how a part varies theirs."""
-    before = {name: os.environ.get(name) for name in variables}
-
-    def put(values: dict) -> None:
-        for name, value in values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-    put(variables)
-    try:
-        yield
-    finally:
-        put(before)
 
 
 @contextmanager

@@ -12,12 +12,12 @@ import re
 import statistics
 import sys
 import time
-from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
 
 from bench.harness import default_data, training_environment
 from devkit.scratch_repo import REPO, run
+from devkit.settings import threads
 
 POPULATIONS = (1, 20, 100)
 # (name, train.engine, the fused engine's threads at most), run in this order at each K.
@@ -30,18 +30,6 @@ EPOCH_TARGET_K1, FLOOR_RATIO = 0.10, 1.1
 # The training step alone: batches of BATCH rows of 50 random bits, timed on STEP_BATCHES and scaled to an epoch of
 # EPOCH_BATCHES, as the floor probe times its own.
 BATCH, STEP_BATCHES, EPOCH_BATCHES = 128, 40, 782
-
-
-@contextmanager
-def threads(count: int):
-    """The fused engine's threads at most (what NUMBA_NUM_THREADS sets for a process)."""
-    import numba
-
-    before, numba.config.NUMBA_NUM_THREADS = numba.config.NUMBA_NUM_THREADS, count
-    try:
-        yield
-    finally:
-        numba.config.NUMBA_NUM_THREADS = before
 
 
 def epoch_seconds(arrays, params: dict, engine: str, members: int) -> list[float]:

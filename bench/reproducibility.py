@@ -8,8 +8,9 @@ and the md5s of the files each run writes. Each target compiles into a kernel ca
 import hashlib
 from pathlib import Path
 
-from bench.harness import environment, read_json, stage
+from bench.harness import read_json, stage
 from devkit.scratch_repo import dvc, make_scratch_repo
+from devkit.settings import environment
 
 # The CPUs numba compiles the fused kernels for (NUMBA_CPU_NAME): the oldest x86-64, AVX2 (Haswell), AVX-512
 # (Skylake-X) and whatever this CPU has ("host"). Not other CPUs: the same CPU running code built for each.

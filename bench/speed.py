@@ -20,8 +20,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.harness import environment, measured, read_json, stage, timed
+from bench.harness import measured, read_json, stage, timed
 from devkit.scratch_repo import REPO, commit, dvc, kernels_ready, make_scratch_repo, pipeline_environment, run
+from devkit.settings import environment
 
 # Targets for 2 cores (issue 31): speed-ups of a clean `dvc repro` over the reference program, seconds, MiB.
 WARM_CACHE_SPEEDUP, EMPTY_CACHE_SPEEDUP, QUEUE_SPEEDUP = 20, 10, 3

@@ -18,8 +18,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.harness import default_run_repo, environment
+from bench.harness import default_run_repo
 from devkit.scratch_repo import dvc, pipeline_environment
+from devkit.settings import environment
 from tools.summarise import agreement, choice_table, chosen, summarise, table
 
 # Delétang et al.'s protocol for parity: the final label only, lengths 1-40 for training, scored on lengths 41-500 as

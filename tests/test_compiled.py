@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import environment
 from devkit.scratch_repo import checkout_environment, kernels_ready, make_scratch_repo, run
+from devkit.settings import environment
 from parity_lstm.model import Layout, save_model
 from parity_lstm.numerics import compiled
 from tests.conftest import flip_flop_weights

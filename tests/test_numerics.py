@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bench.population import threads
 from devkit.scratch_repo import REPO
+from devkit.settings import threads
 from parity_lstm.data.encoding import one_hot_pairs, running_parity
 from parity_lstm.engines.keras.oracle import keras_model, reference_model
 from parity_lstm.model import Layout, initial_members
