@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import mutation, population, scoring, speed, studies
+from bench import mutation, population, reproducibility, scale, scoring, speed, studies, suite
 from bench.harness import RESULTS
 from devkit.scratch_repo import REPO
 from parity_lstm.rates import wilson
@@ -46,19 +46,15 @@ def source_line(part: str, result: dict) -> str:
     return f"`{stamp['command']}` · `{commit}` {stamp['date'][:10]} · {machine}"
 
 
-def suite_table(result: dict) -> str:
-    lines = ["| command | wall | result |", "| --- | --- | --- |"]
-    lines += [f"| `{one['command']}` | {one['wall_s']:.0f} s | {one['summary']} |" for one in result["runs"]]
-    return "\n".join(lines)
-
-
 # Sections rendered from a stored result's numbers; any other name is a stored table: `part` its `table`, `part.key`
 # its `key`.
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "speed": lambda result: speed.table(result["repeats"]),
     "population": population.table,
     "scoring": scoring.table,
-    "suite": suite_table,
+    "suite": suite.table,
+    "scale": scale.table,
+    "reproducibility": reproducibility.table,
     # The reasons why survivors are equivalent are written after the run: the survivors' listing as it stands.
     "mutation": lambda result: mutation.summary(result["modules"], mutation.equivalent())["table"],
 } | {name: studies.section for name in studies.STUDIES}

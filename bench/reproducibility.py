@@ -49,13 +49,17 @@ def measure(scratch: Path) -> dict:
             stage(repo, "evaluate")
         runs.append({"cpu_name": cpu, "train_s": train_s} | outputs(repo))
         print(f"{cpu}: {runs[-1]['model_md5']}", flush=True)
+    return {"runs": runs}
+
+
+def table(result: dict) -> str:
     lines = [
         "| numba CPU target | model md5 | final training loss | evaluate.json md5 | evaluate_states.csv md5 |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for figures in runs:
+    for figures in result["runs"]:
         lines.append(
             f"| {figures['cpu_name']} | `{figures['model_md5'][:8]}` | {figures['train_metrics']['train']['loss']!r} "
             f"| `{figures['evaluate_md5'][:8]}` | `{figures['evaluate_states_md5'][:8]}` |"
         )
-    return {"runs": runs, "table": "\n".join(lines)}
+    return "\n".join(lines)

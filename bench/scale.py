@@ -24,14 +24,19 @@ def measure(scratch: Path) -> dict:
     params["data"].update(SCALE_PARAMS)
     params["train"]["epochs"] = 1
     repo = make_scratch_repo(scratch / "scale", params)
-    data = params["data"]
-    bits = (data["count"] + data["val_count"] + data["test_count"]) * data["seq_len"]
     result = {}
     for name in ("generate", "targets", "train"):
         print(f"{name} at scale ...", flush=True)
         result[name] = measured(repo, sys.executable, "-m", f"stages.{name}")
     result["data_gib"] = {path.name: path.stat().st_size / 2**30 for path in sorted((repo / "data").iterdir())}
     result["train_metrics"] = read_json(repo / "metrics/train/metrics.json")
+
+    return result
+
+
+def table(result: dict) -> str:
+    data = yaml.safe_load((REPO / "params.yaml").read_text())["data"] | SCALE_PARAMS
+    bits = (data["count"] + data["val_count"] + data["test_count"]) * data["seq_len"]
 
     def row(name: str, throughput: str) -> str:
         figures = result[name]
@@ -42,7 +47,7 @@ def measure(scratch: Path) -> dict:
 
     sequences_per_s = SCALE_PARAMS["count"] / result["train"]["wall_s"]
     met = "met" if result["generate"]["peak_rss_mib"] <= SCALE_MEMORY_LIMIT_MIB else "NOT met"
-    result["table"] = "\n".join(
+    return "\n".join(
         [
             f"{bits:,} bits: {data['count']:,} training, {data['val_count']:,} validation and {data['test_count']:,} "
             f"test sequences of {data['seq_len']}; files: {sum(result['data_gib'].values()):.1f} GiB",
@@ -57,4 +62,3 @@ def measure(scratch: Path) -> dict:
             "pages `train` reads through its memory maps; anonymous is the process's own memory.",
         ]
     )
-    return result
