@@ -20,6 +20,7 @@ QUOTE = re.compile(r"<!-- quote -->.*?<!-- /quote -->", re.S)
 # out of a count. Settings and sizes that are not measured (`train.epochs: 10`, seeds 0-99) are plain integers or code.
 MEASURED = re.compile(
     r"(?<![\w.])\d[\d,]*(?:\.\d+)?\s?(?:%|x|s|ms|min|MiB|GiB|MB|GB|words)(?![\w])"
+    r"|(?<![\w.])\d[\d,]*(?:\.\d+)?\s(?:seconds?|minutes?|hours?|days?|percent|times)(?![\w])"
     r"|(?<![\w.])\d[\d,]*\.\d+(?![\w.])"
     r"|(?<![\w./])\d+/\d+(?![\w/])"
 )
@@ -82,6 +83,8 @@ def test_a_figure_edited_by_hand_and_a_figure_in_prose_are_caught(tmp_path: Path
     assert docs.differences(page) == []
     page.write_text("A clean run took 24.6 s, 11.7x faster; 99/100 held, 98 % of them. `0.001` is a setting.\n")
     assert unsourced_figures(page) == ["24.6 s", "11.7x", "99/100", "98 %"]
+    page.write_text("A queued task waits 10 minutes, 3 times.\n")  # a unit written out
+    assert unsourced_figures(page) == ["10 minutes", "3 times"]
     page.write_text("The program says it trains in <!-- quote -->under 2 minutes<!-- /quote -->; seeds 0-99.\n")
     assert unsourced_figures(page) == []
 
@@ -118,3 +121,38 @@ def test_every_reason_in_the_mutation_list_names_a_mutant_that_survived():
         if not mutant["killed"]
     }
     assert set(mutation.equivalent()) <= survivors
+
+
+@pytest.mark.parametrize("spec", sorted(path.name for path in (REPO / "docs/images").glob("*.json")))
+def test_each_picture_draws_the_data_beside_it(spec: str):
+    """A picture of `python -m tools.pictures` is its spec, with the data in git beside it, drawn: no other data."""
+    import vl_convert
+
+    path = REPO / "docs/images" / spec
+    drawn = vl_convert.vegalite_to_svg(json.loads(path.read_text()))
+    assert same_picture(path.with_suffix(".svg").read_text(), drawn)
+
+
+def same_picture(one: str, other: str) -> bool:
+    """Two SVGs alike but for the numbers of their clip paths, which count the charts drawn before in a process."""
+
+    def numbered(svg: str) -> str:
+        order = {}
+        return re.sub(r"clip\d+", lambda match: f"clip-{order.setdefault(match[0], len(order))}", svg)
+
+    return numbered(one) == numbered(other)
+
+
+def test_the_length_picture_draws_the_committed_runs_scores():
+    spec = json.loads((REPO / "docs/images/held_out_accuracy_by_test_length.json").read_text())
+    drawn = {(row["length"], row["field"]): float(row[row["field"]]) for row in spec["data"]["values"]}
+    by_length = json.loads((REPO / "metrics/evaluate.json").read_text())["by_length"]
+    assert drawn == {(length, field): scores[field] for length, scores in by_length.items() for field in scores}
+
+
+def test_every_stored_result_has_its_section_on_a_page():
+    """A generated section deleted from a page leaves its stored result unshown: caught here."""
+    shown = {
+        match["name"].split(".")[0] for path in PAGES.values() for match in docs.GENERATED.finditer(path.read_text())
+    }
+    assert shown == {path.stem for path in RESULTS.glob("*.json")}
