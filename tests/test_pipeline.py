@@ -1,6 +1,5 @@
 """The real `dvc repro` on throw-away copies of the pipeline with tiny params, judged by DVC's own messages."""
 
-import ast
 import hashlib
 import json
 import os
@@ -29,7 +28,7 @@ from parity_lstm.data.files import (
     load_parity,
 )
 from parity_lstm.model import Layout, initial_weights, save_model
-from parity_lstm.params import DataParams, EvaluateParams, TargetsParams, TrainParams, load_params
+from parity_lstm.params import DataParams, TargetsParams, TrainParams, load_params
 from parity_lstm.trained import load_trained_model
 from tests.conftest import flip_flop_weights
 from tests.tiny_pipeline import STAGES, TINY_PARAMS, copy_of, ran_exactly, repro
@@ -79,67 +78,6 @@ def test_an_edit_to_the_training_numerics_reruns_train_and_skips_evaluate_as_the
         module.write("# an edit\n")
     assert repro(repo) == ran_exactly("train")
     assert (repo / "models/model.keras").read_bytes() == model
-
-
-FIRST_PARTY = ("stages", "tools", "parity_lstm")
-
-
-def module_file(name: str) -> Path | None:
-    """The file of a first-party module, or None (a third-party module, or a name that is no module)."""
-    path = REPO / name.replace(".", "/")
-    if name.split(".")[0] not in FIRST_PARTY:
-        return None
-    return next((file for file in (path.with_suffix(".py"), path / "__init__.py") if file.is_file()), None)
-
-
-def code_run_by(module: str) -> set[str]:
-    """The files that `python -m <module>` runs of this repository: the module, what it imports (at the top or in a
-    function, or by name, as `importlib.import_module("parity_lstm.x")`), transitively, with the `__init__.py` of
-    every package on the way."""
-    found, todo = set(), [module]
-    while todo:
-        name = todo.pop()
-        parts = name.split(".")
-        for package in (".".join(parts[:end]) for end in range(1, len(parts))):
-            todo.append(package)
-        file = module_file(name)
-        if file is None or file in found:
-            continue
-        found.add(file)
-        for node in ast.walk(ast.parse(file.read_text())):
-            if isinstance(node, ast.Import):
-                todo.extend(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                todo.append(node.module)
-                todo.extend(f"{node.module}.{alias.name}" for alias in node.names)  # a submodule, if it is one
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and module_file(node.value):
-                todo.append(node.value)
-    return {str(file.relative_to(REPO)) for file in found}
-
-
-@pytest.mark.parametrize("stage", STAGES)
-def test_each_stage_depends_on_exactly_the_code_it_runs(stage):
-    deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["deps"]
-    assert {dep for dep in deps if dep.split("/")[0] in FIRST_PARTY} == code_run_by(f"stages.{stage}")
-
-
-def test_evaluate_runs_the_forward_pass_and_not_training():
-    assert "parity_lstm/numerics/forward.py" in code_run_by("stages.evaluate")
-    assert not {"parity_lstm/numerics/backprop.py", "parity_lstm/engines/fused.py"} & code_run_by("stages.evaluate")
-
-
-@pytest.mark.parametrize(
-    "stage, section, schema",
-    [
-        ("generate", "data", DataParams),
-        ("targets", "targets", TargetsParams),
-        ("train", "train", TrainParams),
-        ("evaluate", "evaluate", EvaluateParams),
-    ],
-)
-def test_each_stage_declares_exactly_the_params_it_reads(stage, section, schema):
-    declared = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["params"]
-    assert sorted(declared) == sorted(f"{section}.{field}" for field in schema.model_fields)
 
 
 def test_default_params_are_the_reference_experiment():
@@ -354,14 +292,3 @@ def test_the_trained_model_file_opens_in_keras_with_the_outputs_evaluate_scores(
     bits[:30, :20] = PAD  # padding in front, as data.min_len makes it
     ours = load_trained_model(path).probability_of_one(bits).T
     np.testing.assert_allclose(ours, opened.predict(one_hot_pairs(bits), verbose=0)[..., 0], rtol=0, atol=1e-6)
-
-
-def test_no_module_imports_a_stage():
-    """Stages are leaves that DVC runs: what others share lives in the package, so a stage's deps stay its own."""
-    importers = [
-        str(path.relative_to(REPO))
-        for folder in ("parity_lstm", "stages", "tools", "bench", "devkit", "dags")
-        for path in (REPO / folder).rglob("*.py")
-        if re.search(r"^\s*(from stages[ .]|import stages\b)", path.read_text(), re.M)
-    ]
-    assert importers == []
