@@ -49,6 +49,60 @@ def softplus(z, sigmoid_z):
     return max(z, ZERO) + (atanh + atanh)
 
 
+# One step of each cell, forward (keeping what going back needs in the sequence buffer) and back (dloss by each gate
+# row's input and recurrent parts): the forward pass's steps (forward.py). `kept`: where a kernel keeps what, its
+# constants (CODE, OWN, TANH_C, C, H of a step's sequence rows; DZ, DR, DC_NEXT, DIRECT of the lane buffer).
+@inline
+def lstm_forward(lane, spec, kept, now, before, u, j):
+    code, own, tanh_c_row, c_row, h_row, dz, _, _, _ = kept
+    units = spec[0]
+    i, f, g, o, c, tanh_c = lstm_step(lane, spec, u, j, now[code, j], dz, before[c_row + u, j])
+    now[own + u, j], now[own + units + u, j] = i, f
+    now[own + 2 * units + u, j], now[own + 3 * units + u, j] = g, o
+    now[tanh_c_row + u, j], now[c_row + u, j], now[h_row + u, j] = tanh_c, c, o * tanh_c
+
+
+@inline
+def lstm_backward(lane, spec, kept, now, before, u, j, dh):
+    _, own, tanh_c_row, c_row, _, dz, _, dc_next, _ = kept
+    units = spec[0]
+    i, f = now[own + u, j], now[own + units + u, j]
+    g, o = now[own + 2 * units + u, j], now[own + 3 * units + u, j]
+    tanh_c = now[tanh_c_row + u, j]
+    dc = lane[dc_next + u, j] + dh * o * (ONE - tanh_c * tanh_c)
+    lane[dc_next + u, j] = dc * f
+    lane[dz + u, j] = dc * g * i * (ONE - i)
+    lane[dz + units + u, j] = dc * before[c_row + u, j] * f * (ONE - f)
+    lane[dz + 2 * units + u, j] = dc * i * (ONE - g * g)
+    lane[dz + 3 * units + u, j] = dh * tanh_c * o * (ONE - o)
+
+
+@inline
+def gru_forward(lane, spec, kept, now, before, u, j):
+    code, own, _, _, h_row, dz, _, _, _ = kept
+    units = spec[0]
+    update, reset, candidate, recurrent_h, h = gru_step(lane, spec, u, j, now[code, j], dz, before[h_row + u, j])
+    now[own + u, j], now[own + units + u, j] = update, reset
+    now[own + 2 * units + u, j], now[own + 3 * units + u, j] = candidate, recurrent_h
+    now[h_row + u, j] = h
+
+
+@inline
+def gru_backward(lane, spec, kept, now, before, u, j, dh):
+    _, own, _, _, h_row, dz, dr, _, direct = kept
+    units = spec[0]
+    update, reset = now[own + u, j], now[own + units + u, j]
+    candidate, recurrent_h = now[own + 2 * units + u, j], now[own + 3 * units + u, j]
+    d_candidate = dh * (ONE - update) * (ONE - candidate * candidate)
+    d_update = dh * (before[h_row + u, j] - candidate) * update * (ONE - update)
+    d_reset = d_candidate * recurrent_h * reset * (ONE - reset)
+    lane[direct + u, j] = dh * update
+    lane[dz + u, j], lane[dz + units + u, j] = d_update, d_reset
+    lane[dz + 2 * units + u, j] = d_candidate
+    lane[dr + u, j], lane[dr + units + u, j] = d_update, d_reset
+    lane[dr + 2 * units + u, j] = d_candidate * reset
+
+
 @cache
 def gradient_kernel(layout: Layout):
     """The training kernel for members of this layout, built as `forward_kernel` is."""
@@ -74,6 +128,7 @@ def gradient_kernel(layout: Layout):
     TANH_C, C = OWN + 4 * units, OWN + 5 * units  # an LSTM's
     H = OWN + (6 * units if gates == LSTM else 4 * units if gates == GRU else 0)
     DH_OUT = H + units
+    kept = (CODE, OWN, TANH_C, C, H, DZ, DR, DC_NEXT, DIRECT)
 
     @kernel
     def gradient_chunks(members, bits, parity, loss_factors, scale, first, last, lane_gradient, lane_loss):
@@ -98,21 +153,12 @@ def gradient_kernel(layout: Layout):
                 recurrent_part(lane, spec, before, H, DZ)
                 for u in range(units):
                     for j in range(LANES):
-                        bit = now[CODE, j]
                         if gates == LSTM:
-                            i, f, g, o, c, tanh_c = lstm_step(lane, spec, u, j, bit, DZ, before[C + u, j])
-                            now[OWN + u, j], now[OWN + units + u, j] = i, f
-                            now[OWN + 2 * units + u, j], now[OWN + 3 * units + u, j] = g, o
-                            now[TANH_C + u, j], now[C + u, j], now[H + u, j] = tanh_c, c, o * tanh_c
+                            lstm_forward(lane, spec, kept, now, before, u, j)
                         elif gates == GRU:
-                            update, reset, candidate, recurrent_h, h = gru_step(
-                                lane, spec, u, j, bit, DZ, before[H + u, j]
-                            )
-                            now[OWN + u, j], now[OWN + units + u, j] = update, reset
-                            now[OWN + 2 * units + u, j], now[OWN + 3 * units + u, j] = candidate, recurrent_h
-                            now[H + u, j] = h
+                            gru_forward(lane, spec, kept, now, before, u, j)
                         else:
-                            now[H + u, j] = simple_rnn_step(lane, spec, u, j, bit, DZ)
+                            now[H + u, j] = simple_rnn_step(lane, spec, u, j, now[CODE, j], DZ)
                 logits(lane, spec, now, H, OUT)
                 for j in range(LANES):
                     y, factor, out0, out1 = now[TARGET, j], now[FACTOR, j], lane[OUT, j], lane[OUT + 1, j]
@@ -135,29 +181,11 @@ def gradient_kernel(layout: Layout):
                     for j in range(LANES):
                         dh = now[DH_OUT + u, j] + lane[DH_NEXT + u, j]
                         if gates == LSTM:
-                            i, f = now[OWN + u, j], now[OWN + units + u, j]
-                            g, o = now[OWN + 2 * units + u, j], now[OWN + 3 * units + u, j]
-                            tanh_c = now[TANH_C + u, j]
-                            dc = lane[DC_NEXT + u, j] + dh * o * (ONE - tanh_c * tanh_c)
-                            lane[DC_NEXT + u, j] = dc * f
-                            lane[DZ + u, j] = dc * g * i * (ONE - i)
-                            lane[DZ + units + u, j] = dc * before[C + u, j] * f * (ONE - f)
-                            lane[DZ + 2 * units + u, j] = dc * i * (ONE - g * g)
-                            lane[DZ + 3 * units + u, j] = dh * tanh_c * o * (ONE - o)
+                            lstm_backward(lane, spec, kept, now, before, u, j, dh)
                         elif gates == GRU:
-                            update, reset = now[OWN + u, j], now[OWN + units + u, j]
-                            candidate, recurrent_h = now[OWN + 2 * units + u, j], now[OWN + 3 * units + u, j]
-                            d_candidate = dh * (ONE - update) * (ONE - candidate * candidate)
-                            d_update = dh * (before[H + u, j] - candidate) * update * (ONE - update)
-                            d_reset = d_candidate * recurrent_h * reset * (ONE - reset)
-                            lane[DIRECT + u, j] = dh * update
-                            lane[DZ + u, j], lane[DZ + units + u, j] = d_update, d_reset
-                            lane[DZ + 2 * units + u, j] = d_candidate
-                            lane[DR + u, j], lane[DR + units + u, j] = d_update, d_reset
-                            lane[DR + 2 * units + u, j] = d_candidate * reset
+                            gru_backward(lane, spec, kept, now, before, u, j, dh)
                         else:
-                            h = now[H + u, j]
-                            lane[DZ + u, j] = dh * (ONE - h * h)
+                            lane[DZ + u, j] = dh * (ONE - now[H + u, j] * now[H + u, j])
                 for q in range(width):
                     for j in range(LANES):
                         dz, bit = lane[DZ + q, j], now[CODE, j]
