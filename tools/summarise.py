@@ -112,7 +112,11 @@ def summarise(exp_show: list[dict], names: Collection[str] = ()) -> list[dict]:
 
 
 def label(configuration: dict) -> str:
-    return ", ".join(f"{key}={value}" for key, value in configuration.items()) or "all runs"
+    """Params as `-S` takes them: `data.min_len=null, train.cell=gru`."""
+    written = (
+        f"{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in configuration.items()
+    )
+    return ", ".join(written) or "all runs"
 
 
 def measured(rows: list[dict]) -> tuple[list[int], list[str]]:
@@ -132,7 +136,8 @@ def holding(members: list[dict], length: str) -> str:
 def table(rows: list[dict]) -> str:
     """The configurations' rates: each with its 95 % interval in brackets, and what has none named in its header."""
     lengths, ranges = measured(rows)
-    populations = any(row["runs"] for row in rows)
+    # The selected model's rate, where a configuration has several population runs: a run's model is one of its members.
+    populations = any(len(row["runs"]) > 1 for row in rows)
     header = ["configuration", "converged", "seeds until one", f"best of {'/'.join(map(str, BEST_OF))}, no interval"]
     if lengths:
         header.append(f"holding at {' / '.join(f'{length:,}' for length in lengths)}, no interval")
@@ -210,9 +215,9 @@ def choice_table(choices: list[dict], key: str) -> str:
 
 
 def agreement(rows: list[dict]) -> str:
-    """For configurations over the same seeds (two engines, say): on how many seeds they agree about converging."""
+    """For two configurations over the same seeds (two engines, say): on how many seeds they agree about converging."""
     seeds = [set(row["members"]) for row in rows]
-    if len(rows) < 2 or any(these != seeds[0] for these in seeds):
+    if len(rows) != 2 or seeds[0] != seeds[1]:
         return ""
     alike = sum(len({row["members"][seed]["epoch"] is None for row in rows}) == 1 for seed in seeds[0])
     return f"The configurations agree on which members converge for {alike} of {len(seeds[0])} seeds."
