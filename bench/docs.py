@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import mutation, population, reproducibility, scale, scoring, speed, studies, suite
+from bench import airflow_dags, mutation, population, reproducibility, scale, scoring, speed, studies, suite
 from bench.harness import RESULTS
 from devkit.scratch_repo import REPO
 from parity_lstm.rates import wilson
@@ -51,6 +51,7 @@ def source_line(part: str, result: dict) -> str:
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "speed": lambda result: speed.table(result["repeats"]),
     "population": population.table,
+    "airflow": airflow_dags.table,
     "scoring": scoring.table,
     "suite": suite.table,
     "scale": scale.table,

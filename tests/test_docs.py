@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bench import docs, mutation
 from bench.harness import RESULTS
@@ -46,6 +47,33 @@ def unsourced_figures(path: Path) -> list[str]:
     return MEASURED.findall(prose(path.read_text()))
 
 
+# A number as prose writes it: 100,000, 0.99, 50 (not the 2 of range(0,2) or the 4 of 1,2,4,8 in a code span).
+NUMBER = re.compile(r"(?<![\w.\-/,])(?:\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?![\w,]\d|\w)")
+# Names, not figures: a version (Keras 3) or a citation's year (Delétang et al. 2023, ICLR 2023).
+NAMED = re.compile(r"\b(?:Keras|Airflow|Python|python|TensorFlow|al\.|ICLR)\s\d+")
+
+
+def param_values(node) -> set[str]:
+    if isinstance(node, dict):
+        return set().union(*map(param_values, node.values()))
+    if isinstance(node, list):
+        return set().union(set(), *map(param_values, node))
+    return {str(node)} if isinstance(node, int | float) and not isinstance(node, bool) else set()
+
+
+def unsourced_numbers(path: Path) -> list[str]:
+    """Numbers in a page's prose, integers included, that neither params.yaml holds nor the page shows with their
+    source: in a generated section, a figure, a quote, or a command."""
+    text = path.read_text()
+    sourced = param_values(yaml.safe_load((REPO / "params.yaml").read_text()))
+    for pattern in (docs.GENERATED, docs.FIGURE, QUOTE, re.compile(r"```.*?```", re.S), re.compile(r"`[^`]*`")):
+        for match in pattern.finditer(text):
+            sourced |= {
+                number.replace(",", "") for number in re.findall(r"\d+(?:\.\d+)?", match[0].replace(",000", "000"))
+            }
+    return [number for number in NUMBER.findall(NAMED.sub(" ", prose(text))) if number.replace(",", "") not in sourced]
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_each_page_shows_what_the_stored_results_render(page: str):
     assert docs.differences(PAGES[page]) == [], "run `python -m bench.docs` (never edit a figure by hand)"
@@ -66,6 +94,7 @@ def test_each_stored_result_names_its_command_code_date_and_machine(result: str)
 @pytest.mark.parametrize("page", PAGES)
 def test_prose_holds_no_figure_without_a_stored_source(page: str):
     assert unsourced_figures(PAGES[page]) == [], "generate it, or mark a figure from elsewhere as a quote"
+    assert unsourced_numbers(PAGES[page]) == [], "a number in prose: a param's, shown with its command, or a quote"
 
 
 def test_the_pages_stay_short():
@@ -87,6 +116,8 @@ def test_a_figure_edited_by_hand_and_a_figure_in_prose_are_caught(tmp_path: Path
     assert unsourced_figures(page) == ["10 minutes", "3 times"]
     page.write_text("The program says it trains in <!-- quote -->under 2 minutes<!-- /quote -->; seeds 0-99.\n")
     assert unsourced_figures(page) == []
+    page.write_text("The defaults train on 200,000 sequences of 50 bits, 100,000 `data.count` says.\n")
+    assert unsourced_numbers(page) == ["200,000"]
 
 
 def test_words_are_what_a_reader_reads():
