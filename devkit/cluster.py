@@ -12,10 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.request import Request, urlopen
 
 import psutil
 
-from devkit.scratch_repo import REPO, pipeline_environment
+from devkit.scratch_repo import REPO, pipeline_environment, run
 
 WORKERS = (1, 2)
 FINISHED = ("success", "failed")
@@ -58,6 +59,18 @@ class Cluster:
     @property
     def dvc_remote(self) -> str:
         return self.env["PARITY_LSTM_DVC_REMOTE"]
+
+    def experiment_refs(self) -> list[str]:
+        """The experiments the git server holds."""
+        return run(self.folder, "git", "ls-remote", self.git_url, "refs/exps/*").split()[1::2]
+
+    def api(self, path: str, body: dict | None = None) -> dict:
+        """A call of the Airflow REST API, as the UI makes it: a GET, or a POST of `body`."""
+        url = f"http://127.0.0.1:{self.env['AIRFLOW__API__PORT']}/api/v2/{path}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = Request(url, data=data, headers={"Content-Type": "application/json"})
+        with urlopen(request, timeout=60) as response:
+            return json.load(response)
 
     def airflow(self, *args: str) -> subprocess.CompletedProcess:
         """An `airflow` command with the control plane's settings, as an operator runs it; not checked."""

@@ -2,7 +2,6 @@
 folder and reach the repository over git:// and the DVC remote over WebDAV. Tiny params. In one sweep a worker is
 killed; in another a task is stopped (SIGSTOP) and the API server, Redis and PostgreSQL are each down for a while."""
 
-import json
 import os
 import re
 import signal
@@ -12,7 +11,6 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.error import HTTPError
-from urllib.request import Request, urlopen
 
 import psutil
 import pytest
@@ -43,25 +41,11 @@ def cluster(tmp_path_factory) -> Cluster:
         yield started
 
 
-def experiment_refs(cluster: Cluster) -> list[str]:
-    """The experiments the git server holds."""
-    return run(cluster.folder, "git", "ls-remote", cluster.git_url, "refs/exps/*").split()[1::2]
-
-
 def test_a_grid_that_is_not_an_object_of_arrays_is_refused_and_no_run_starts(cluster: Cluster):
     refused = cluster.trigger(SWEEP, "bad_grid", {"grid": {"train.seed": "35"}})
     assert refused.returncode != 0
     assert "Invalid input for param grid: '35' is not of type 'array'" in refused.stdout + refused.stderr
     assert cluster.run_state("bad_grid") is None
-
-
-def api(cluster: Cluster, path: str, body: dict | None = None) -> dict:
-    """A call of the Airflow REST API, as the UI makes it: a GET, or a POST of `body`."""
-    url = f"http://127.0.0.1:{cluster.env['AIRFLOW__API__PORT']}/api/v2/{path}"
-    data = json.dumps(body).encode() if body is not None else None
-    request = Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urlopen(request, timeout=60) as response:
-        return json.load(response)
 
 
 @pytest.mark.parametrize("run_id, conf", [("no_grid", {}), ("empty_grid", {"grid": {}}), ("null_grid", {"grid": None})])
@@ -72,7 +56,7 @@ def test_a_sweep_without_a_grid_is_refused_from_the_cli_and_the_ui_and_no_run_st
     refused = cluster.trigger(SWEEP, run_id, conf)
     assert refused.returncode != 0 and "Invalid input for param grid" in refused.stdout + refused.stderr
     with pytest.raises(HTTPError) as by_the_ui:
-        api(cluster, f"dags/{SWEEP}/dagRuns", {"dag_run_id": f"{run_id}_ui", "logical_date": None, "conf": conf})
+        cluster.api(f"dags/{SWEEP}/dagRuns", {"dag_run_id": f"{run_id}_ui", "logical_date": None, "conf": conf})
     with by_the_ui.value as refusal:  # it holds the connection
         assert refusal.code == 400 and "grid" in refusal.read().decode(), refusal.code
     assert cluster.run_state(run_id) is None and cluster.run_state(f"{run_id}_ui") is None
@@ -84,7 +68,7 @@ def test_a_grid_with_an_unknown_key_fails_plan_in_one_line_naming_the_nearest(cl
     (_, log), *_ = cluster.task_logs("bad_key", "plan").values()
     nearest = "train.learning_rat is not a param; the nearest: train.learning_rate, train.units, train.engine"
     assert nearest in log.splitlines()
-    assert not experiment_refs(cluster)
+    assert not cluster.experiment_refs()
 
 
 def test_a_grid_with_a_bad_value_fails_plan_in_one_line_and_no_experiment_runs(cluster: Cluster):
@@ -95,7 +79,7 @@ def test_a_grid_with_a_bad_value_fails_plan_in_one_line_and_no_experiment_runs(c
     assert states[("experiment", -1)] == "upstream_failed" and len(states) == 3, states  # never expanded
     (_, log), *_ = cluster.task_logs("bad_value", "plan").values()
     assert "params.yaml: train.epochs = 0: Input should be greater than 0" in log.splitlines()
-    assert not experiment_refs(cluster)
+    assert not cluster.experiment_refs()
 
 
 @dataclass(frozen=True)
@@ -111,7 +95,7 @@ class Sweep:
 def ui_log(cluster: Cluster, run_id: str, map_index: int, attempt: int) -> list[str]:
     """An experiment task's log messages through the API server, which fetches them from its worker's log server."""
     task = f"dags/{SWEEP}/dagRuns/{run_id}/taskInstances/experiment/logs/{attempt}?map_index={map_index}"
-    return [event.get("event", "") for event in api(cluster, task)["content"]]
+    return [event.get("event", "") for event in cluster.api(task)["content"]]
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +159,7 @@ def test_the_task_of_a_killed_worker_is_retried_on_the_other_and_every_experimen
 
 def experiments_of(cluster: Cluster, run_id: str) -> list[str]:
     """The names of a run's experiments the git server holds."""
-    names = [ref.rsplit("/", 1)[-1] for ref in experiment_refs(cluster)]
+    names = [ref.rsplit("/", 1)[-1] for ref in cluster.experiment_refs()]
     return sorted(name for name in names if name.startswith(f"{run_id}-"))
 
 
