@@ -131,3 +131,19 @@ def test_wilson_interval(successes, trials, low, high):
 def test_seeds_until_one_and_best_of_k():
     assert seeds_until_one(16, 20) == "1.2 (1.1-1.7)" and seeds_until_one(0, 10) == "more than 4"
     assert best_of(1, 2, 3) == pytest.approx(0.875)
+
+
+def test_runs_scored_over_a_range_alone_are_summarised():
+    """With only a range in `evaluate.lengths`, `by_length` is empty, and `dvc exp show` leaves it out."""
+    runs = [fake_run(0, 0.01, [None, 3], 1, [0.5, 1.0], score=[0.6, 0.995]), fake_run(0, 0.02, [None], 0, [0.5], [0.7])]
+    for run in runs:
+        evaluation = run["metrics"]["metrics/evaluate.json"]["data"]
+        del evaluation["by_length"]
+        evaluation.get("members", {}).pop("100", None)
+    rows = summarise.summarise(exp_show(*runs))
+    assert [[member["scores"] for member in row["members"].values()] for row in rows] == [
+        [{"41-60": 0.6}, {"41-60": 0.995}],
+        [{"41-60": 0.7}],
+    ]
+    assert rows[0]["runs"] == {}
+    assert "| 99.5 | 1/2 (0.09-0.91) |" in table(rows)

@@ -65,7 +65,7 @@ def member_scores(evaluation: dict, population: int) -> dict[str, list[float]]:
             key: [float(value) for value in (scored.get("final_step_accuracy") or scored["score"]).split()]
             for key, scored in evaluation["members"].items()
         }
-    at_lengths = {key: [scored["final_step_accuracy"]] for key, scored in evaluation["by_length"].items()}
+    at_lengths = {key: [scored["final_step_accuracy"]] for key, scored in evaluation.get("by_length", {}).items()}
     return at_lengths | {key: [scored["score"]] for key, scored in evaluation.get("by_range", {}).items()}
 
 
@@ -91,7 +91,7 @@ def summarise(exp_show: list[dict], names: Collection[str] = ()) -> list[dict]:
         scores = member_scores(evaluation, len(epochs))
         for k, epoch in enumerate(epochs):
             row["members"][seed + k] = {"epoch": epoch, "scores": {key: values[k] for key, values in scores.items()}}
-        if len(epochs) > 1:
+        if len(epochs) > 1 and evaluation.get("by_length"):  # `dvc exp show` drops an empty `by_length`
             longest = max(evaluation["by_length"], key=int)
             row["runs"][seed] = {
                 "converged": epochs[training["selected_member"]] is not None,
