@@ -1,6 +1,7 @@
 """Run parts of the benchmark: each prints its table and stores its result with a stamp (commit, date, CPU, cores,
 library versions) in bench/results/<part>.json.
 
+    python -m bench [--parts speed scale ...] [--repeats 3] [--jobs 2] [--revs HEAD ...] [--out DIR]
 
 Each part's module (bench/<part>.py; `airflow`: bench/airflow_dags.py; the studies of docs/results.md:
 bench/studies.py) says what it measures.
@@ -91,7 +92,7 @@ def main() -> None:
             keep = functools.partial(store, part, stamped, out=args.out)
             result = PARTS[part](Path(scratch), args, keep)
             store(part, stamped, result | {"part_wall_s": time.perf_counter() - started}, out=args.out)
-            print(docs.section(part), flush=True)
+            print(docs.section(part, args.out), flush=True)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,8 @@ FIGURE = re.compile(r"(<!-- figure (?P<name>[\w.]+) -->)(?P<body>.*?)(<!-- /figu
 STAMP_KEYS = ("commit", "date", "cpu_model", "cores", "load_average_before", "load_average_after", "engine", "threads")
 
 
-def stored(part: str) -> dict:
-    return json.loads((RESULTS / f"{part}.json").read_text())
+def stored(part: str, folder: Path = RESULTS) -> dict:
+    return json.loads((folder / f"{part}.json").read_text())
 
 
 def source_line(part: str, result: dict) -> str:
@@ -106,10 +106,10 @@ def stale_images() -> list[str]:
     return [path for path in IMAGES if not (REPO / path).is_file() or (REPO / path).read_text() != image(path)]
 
 
-def section(name: str) -> str:
+def section(name: str, folder: Path = RESULTS) -> str:
     """A section's table, rendered from its part's stored result, then where it comes from."""
     part, _, key = name.partition(".")
-    result = stored(part)
+    result = stored(part, folder)
     body = RENDERERS[name](result) if name in RENDERERS else result[key or "table"]
     return f"{body}\n\n{source_line(part, result)}\n"
 

@@ -1,5 +1,5 @@
-"""What the benchmark's parts share: timing commands, the environment their processes see, the default data in
-memory, scratch repos whose default run is done, and the stamped result files, bench/results/<part>.json."""
+"""What the benchmark's parts share: timing commands, the default data in memory, scratch repos whose default run is
+done, and the stamped result files, bench/results/<part>.json."""
 
 import json
 import os

@@ -33,6 +33,7 @@ MODULES = {
     "parity_lstm/data/loss.py": "tests/test_targets.py tests/test_generate.py",
     "stages/evaluate.py": "tests/test_evaluate.py",
     "parity_lstm/model.py": "tests/test_model.py",
+    "parity_lstm/scoring.py": "tests/test_evaluate.py",
     "parity_lstm/numerics/forward.py": "tests/test_evaluate.py tests/test_numerics.py -k 'forward or half'",
 }
 FAMILIES = (("Add", "Sub", "Mul", "Div", "FloorDiv", "Mod", "Pow"), ("BitOr", "BitAnd", "BitXor", "LShift", "RShift"))

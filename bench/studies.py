@@ -21,7 +21,7 @@ from pathlib import Path
 from bench.harness import default_run_repo
 from devkit.scratch_repo import dvc, pipeline_environment
 from devkit.settings import environment
-from tools.summarise import agreement, choice_table, chosen, summarise, table
+from tools.summarise import agreement, choice_table, chosen, override, summarise, table
 
 # Delétang et al.'s protocol for parity: the final label only, lengths 1-40 for training, scored on lengths 41-500 as
 # the mean over lengths of the final-step accuracy (100 fresh sequences a length).
@@ -106,7 +106,7 @@ def follow_ups(study: Study, choices: list[dict]) -> list[str]:
         return []
     grids = []
     for choice in choices:
-        configuration = " ".join(f"-S {key}={json.dumps(value)}" for key, value in choice["configuration"].items())
+        configuration = " ".join(f"-S {shlex.quote(override(*item))}" for item in choice["configuration"].items())
         grids.append(study.confirm.format(configuration=configuration, key=study.choose, value=choice["chosen"]))
     return grids
 
@@ -137,13 +137,19 @@ def section(result: dict) -> str:
     jobs = result["jobs"]
     commands = [grid["command"] for grid in result["grids"]] + [f"dvc queue start -j {jobs}"]
     summary = "dvc exp show --json | python -m tools.summarise" + (f" --choose {study.choose}" if study.choose else "")
+    if result.get("confirmations"):  # the same repository holds both: each summary names its seeds
+        summary += f" --where {re.search(r'train.seed=[0-9]+', study.grids[0])[0]}"
     parts = ["```bash", *commands, summary, "```", "", table(result["rows"])]
     if note := agreement(result["rows"]):
         parts += ["", note]
     if study.choose:
         parts += ["", choice_table(result["choices"], study.choose)]
     if result.get("confirmations"):
-        then = [grid["command"] for grid in result["confirmations"]] + [f"dvc queue start -j {jobs}", summary]
+        confirmed = (
+            "dvc exp show --json | python -m tools.summarise --where "
+            + re.search(r"train.seed=[0-9]+", study.confirm)[0]
+        )
+        then = [grid["command"] for grid in result["confirmations"]] + [f"dvc queue start -j {jobs}", confirmed]
         parts += ["", "Then at each chosen value, on fresh seeds:", "", "```bash", *then, "```", ""]
         parts.append(table(result["confirmed"]))
     walls = ", ".join(f"{grid['wall_s']:.0f} s" for grid in result["grids"] + result.get("confirmations", []))

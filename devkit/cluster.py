@@ -138,15 +138,6 @@ class Cluster:
             with suppress(psutil.Error):
                 process.kill()
 
-    def task_group(self, worker: int, command: str) -> int | None:
-        """The process group of the worker's task that runs `command` now (a stage's, e.g. `stages.train`): its
-        task process, DVC and the stage share it."""
-        for process in self.worker_processes(worker):
-            with suppress(psutil.Error):
-                if command in process.cmdline():
-                    return os.getpgid(process.pid)
-        return None
-
     @contextmanager
     def down(self, part: str) -> Iterator[None]:
         """A part of the control plane stopped, then started again as it was: `api-server`, `scheduler`,

@@ -15,8 +15,8 @@ from parity_lstm.model import Layout
 from parity_lstm.numerics.forward import probability_of_one
 from parity_lstm.trained import predicted_odd
 
-# Steps of fresh sequences drawn at once, and probabilities computed per call: both bound memory, whatever the length
-# and the number of members.
+# Steps of fresh sequences drawn at once, and probabilities computed per call: they bound memory whatever the number of
+# members, and for any length up to STEPS_PER_CALL (a longer one is drawn and scored a sequence at a time).
 STEPS_PER_CALL = 10_000_000
 PROBABILITIES_PER_CALL = 10_000_000
 
@@ -67,7 +67,10 @@ def accuracy_at_length(
 def deletang_score(members: np.ndarray, layout: Layout, lengths: range, sequences: int, seed: int) -> np.ndarray:
     """Each member's score over `lengths`: the mean over them of its final-step accuracy on `sequences` fresh
     sequences of each."""
-    return np.mean([accuracy_at_length(members, layout, length, sequences, seed)[0] for length in lengths], axis=0)
+    total = np.zeros(len(members))
+    for length in lengths:
+        total += accuracy_at_length(members, layout, length, sequences, seed)[0]
+    return total / len(lengths)
 
 
 def score(

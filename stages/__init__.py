@@ -1,2 +1,2 @@
-"""The commands of the parity-LSTM pipeline, each run as `python -m stages.<name>`: the DVC stages (generate, targets,
-train, evaluate) and predict, pictures and convergence. What they share is in the package parity_lstm."""
+"""The four DVC stages of the parity-LSTM pipeline, each run as `python -m stages.<name>`: generate, targets, train,
+evaluate. Leaves: nothing imports them; what they share is in the package parity_lstm."""

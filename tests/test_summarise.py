@@ -147,3 +147,32 @@ def test_runs_scored_over_a_range_alone_are_summarised():
     ]
     assert rows[0]["runs"] == {}
     assert "| 99.5 | 1/2 (0.09-0.91) |" in table(rows)
+
+
+def test_unfinished_experiments_and_other_params_are_left_out(tmp_path, capsys):
+    """A queued, running or failed experiment shows its baseline's metrics: it must not count as a run."""
+    shown = exp_show(
+        fake_run(0, 0.01, [2], 0, [1.0]), fake_run(1, 0.01, [None], 0, [0.5]), fake_run(2, 0.02, [3], 0, [1.0])
+    )
+    experiments = shown[1]["experiments"]
+    experiments[1]["executor"] = {"state": "failed"}
+    experiments.append(
+        {"executor": {"state": "running"}, "revs": [{"name": "x", "data": fake_run(3, 0.01, [2], 0, [1.0])}]}
+    )
+    experiments.append({"revs": [{"name": "y", "data": None, "error": {"type": "CollectionError"}}]})
+    rows = summarise.summarise(shown)
+    assert [list(row["members"]) for row in rows] == [[0], [2]]
+    assert [list(row["members"]) for row in summarise.summarise(shown, where={"train.learning_rate": 0.02})] == [[2]]
+    path = tmp_path / "exps.json"
+    path.write_text(json.dumps(shown))
+    summarise.main([str(path), "--where", "train.learning_rate=0.02"])
+    assert "| all runs | 1/1 (0.21-1.00) |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r"^--choose train.units: not a param that differs"):
+        summarise.main([str(path), "--choose", "train.units"])
+
+
+def test_a_seed_in_two_runs_of_one_configuration_is_refused():
+    """Seeds 0-7 and 4-11 overlap: members 4-7 would count twice."""
+    overlapping = exp_show(fake_run(0, 0.01, [2] * 8, 0, [1.0] * 8), fake_run(4, 0.01, [2] * 8, 0, [1.0] * 8))
+    with pytest.raises(SystemExit, match=r"^seed 4 is a member of two runs"):
+        summarise.summarise(overlapping)

@@ -2,6 +2,7 @@
 populations through the real queue, as bench/studies.py runs every study of docs/results.md."""
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -55,8 +56,9 @@ def test_a_tuning_study_confirms_each_chosen_value_on_fresh_seeds():
     study = STUDIES["deletang"]
     choices = [{"configuration": {"train.cell": "gru"}, "chosen": 0.003}]
     (grid,) = follow_ups(study, choices)
-    assert grid.startswith(
-        '-S train.cell="gru" -S train.learning_rate=0.003 -S train.population=100 -S train.seed=3100'
-    )
+    assert grid.startswith("-S train.cell=gru -S train.learning_rate=0.003 -S train.population=100 -S train.seed=3100")
+    # A list value stays one argument.
+    (grid,) = follow_ups(study, [{"configuration": {"evaluate.lengths": [50, 100]}, "chosen": 0.01}])
+    assert shlex.split(grid)[:2] == ["-S", "evaluate.lengths=[50,100]"]
     tuning_seeds = {int(word.split("=")[1]) for word in study.grids[0].split() if word.startswith("train.seed=")}
     assert tuning_seeds == {3000}  # members 3000-3009: apart from the confirmation's 3100-3199

@@ -2,7 +2,10 @@
 
     dvc exp show --json | python -m tools.summarise             (or: python -m tools.summarise exps.json)
     python -m tools.summarise exps.json exp-a exp-b              (these experiments only: a sweep's)
-    python -m tools.summarise exps.json --choose train.learning_rate   (and the best value of that param)
+    ... | python -m tools.summarise --where train.seed=3100      (the experiments with these params)
+    ... | python -m tools.summarise --choose train.learning_rate   (and the best value of that param)
+
+It reads the finished experiments, not the commits they branch from: queued, running and failed ones are left out.
 
 Every member of a run counts as a seed: member k of a run with `train.seed: s` is seed s + k, so one population run
 gives a rate. A configuration is every param but `train.seed`; the table names the params that differ. Per
@@ -15,8 +18,8 @@ configuration, columns appear where the sweep measured them:
   (no interval); the median and worst of the converged members at the longest;
 - per range `low-high` of `evaluate.lengths`, Delétang et al.'s score (the mean over its lengths of the final-step
   accuracy): the best member (no interval), and the members solving it (score >= 0.99), with the 95 % interval;
-- where runs are populations: the model `train` selected, converged and holding at the longest length, per run, with
-  the 95 % interval.
+- where a configuration has several population runs: the model `train` selected, converged and holding at its run's
+  longest length, per run, with the 95 % interval.
 
 `--choose KEY`: the configurations that differ only in KEY, as one tuning grid: the best score over seeds x values of
 each range (no interval), and the value whose members scored best on average, the one to confirm on fresh seeds.
@@ -30,6 +33,8 @@ from collections import defaultdict
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
+import yaml
+
 from parity_lstm.rates import HOLDS, SOLVED, best_of, interval, seeds_until_one
 
 SEED = "train.seed"
@@ -37,13 +42,14 @@ BEST_OF = (2, 4, 8, 16)
 
 
 def runs(exp_show: list[dict], names: Collection[str] = ()) -> Iterator[dict]:
-    """The `data` of every commit and experiment in `dvc exp show --json` output; only experiments `names` if given."""
+    """The `data` of every finished experiment in `dvc exp show --json` output; only experiments `names` if given. A
+    queued, running or failed one shows its baseline's metrics, not its own: left out."""
     for commit in exp_show:
-        if not names:
-            yield commit["data"]
         for experiment in commit.get("experiments") or []:
+            if (experiment.get("executor") or {}).get("state") not in (None, "success"):
+                continue
             for rev in experiment["revs"]:
-                if not names or rev.get("name") in names:
+                if rev.get("data") and not rev.get("error") and (not names or rev.get("name") in names):
                     yield rev["data"]
 
 
@@ -69,10 +75,10 @@ def member_scores(evaluation: dict, population: int) -> dict[str, list[float]]:
     return at_lengths | {key: [scored["score"]] for key, scored in evaluation.get("by_range", {}).items()}
 
 
-def summarise(exp_show: list[dict], names: Collection[str] = ()) -> list[dict]:
+def summarise(exp_show: list[dict], names: Collection[str] = (), where: dict | None = None) -> list[dict]:
     """One row per configuration: the params that differ between configurations; per member seed, its converged epoch
     (None: did not converge) and its figure at each length and range; per run seed, whether the selected model
-    converged and holds at the longest length."""
+    converged and holds at its longest length. Only runs whose params include `where`, if given."""
     by_config = defaultdict(lambda: {"members": {}, "runs": {}})
     for data in runs(exp_show, names):
         params = (data.get("params") or {}).get("params.yaml", {}).get("data")
@@ -82,14 +88,18 @@ def summarise(exp_show: list[dict], names: Collection[str] = ()) -> list[dict]:
         if not params or not evaluation or "member_converged_epochs" not in training:
             continue  # queued, running or failed
         flat = flatten(params)
+        if any(flat.get(key) != value for key, value in (where or {}).items()):
+            continue
         seed = flat[SEED]
         config = json.dumps({key: value for key, value in flat.items() if key != SEED}, sort_keys=True)
         row = by_config[config]
-        if seed in row["runs"]:  # the workspace repeats its base commit
-            continue
         epochs = [None if epoch == "-" else int(epoch) for epoch in training["member_converged_epochs"].split()]
+        if len(epochs) > 1 and "members" not in evaluation:
+            continue  # scored by a version that kept only the selected member
         scores = member_scores(evaluation, len(epochs))
         for k, epoch in enumerate(epochs):
+            if seed + k in row["members"]:
+                raise SystemExit(f"seed {seed + k} is a member of two runs of {label(json.loads(config))}")
             row["members"][seed + k] = {"epoch": epoch, "scores": {key: values[k] for key, values in scores.items()}}
         if len(epochs) > 1 and evaluation.get("by_length"):  # `dvc exp show` drops an empty `by_length`
             longest = max(evaluation["by_length"], key=int)
@@ -111,12 +121,13 @@ def summarise(exp_show: list[dict], names: Collection[str] = ()) -> list[dict]:
     return sorted(rows, key=lambda row: json.dumps(list(row["configuration"].values())))
 
 
+def override(key: str, value) -> str:
+    """A param as `dvc exp run -S` takes it: `data.min_len=null`, `train.cell=gru`, `evaluate.lengths=[50,100]`."""
+    return f"{key}={value if isinstance(value, str) else json.dumps(value, separators=(',', ':'))}"
+
+
 def label(configuration: dict) -> str:
-    """Params as `-S` takes them: `data.min_len=null, train.cell=gru`."""
-    written = (
-        f"{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in configuration.items()
-    )
-    return ", ".join(written) or "all runs"
+    return ", ".join(override(key, value) for key, value in configuration.items()) or "all runs"
 
 
 def measured(rows: list[dict]) -> tuple[list[int], list[str]]:
@@ -145,7 +156,7 @@ def table(rows: list[dict]) -> str:
     for lengths_range in ranges:
         header += [f"best score over {lengths_range}, no interval", f"solved {lengths_range} (score >= {SOLVED})"]
     if populations:
-        header += ["selected model converged", f"selected model holding at {lengths[-1]:,}"]
+        header += ["selected model converged", "selected model holding at its longest length"]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in rows:
         members = list(row["members"].values())
@@ -228,15 +239,22 @@ def main(arguments: list[str]) -> None:
     parser.add_argument("exps", nargs="?", type=Path, help="`dvc exp show --json` output (default: standard input)")
     parser.add_argument("names", nargs="*", help="only these experiments")
     parser.add_argument("--choose", metavar="KEY", help="the param tuned over: its best value per range")
+    parser.add_argument("--where", metavar="KEY=VALUE", nargs="+", default=[], help="only runs with these params")
     args = parser.parse_args(arguments)
     text = args.exps.read_text() if args.exps else sys.stdin.read()
     try:
         exp_show = json.loads(text)
     except json.JSONDecodeError as error:
         raise SystemExit(f"not the output of `dvc exp show --json`: {error}") from None
-    rows = summarise(exp_show, names=args.names)
+    where = {}
+    for item in args.where:
+        key, _, value = item.partition("=")
+        where[key] = yaml.safe_load(value)  # as params.yaml reads it: 3100, 0.01, null, gru
+    rows = summarise(exp_show, names=args.names, where=where)
     if not rows:
         raise SystemExit("no finished experiment with train and evaluate metrics in the input")
+    if args.choose and not any(args.choose in row["configuration"] for row in rows):
+        raise SystemExit(f"--choose {args.choose}: not a param that differs between the configurations")
     print(table(rows))
     if note := agreement(rows):
         print(f"\n{note}")
