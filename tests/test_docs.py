@@ -38,8 +38,10 @@ def prose(text: str) -> str:
 
 
 def words(text: str) -> int:
-    """The words a reader reads: tokens with a letter or digit, outside the markers (HTML comments)."""
-    return sum(bool(re.search(r"[^\W_]", token)) for token in re.sub(r"<!--.*?-->", " ", text, flags=re.S).split())
+    """The words a reader reads through: tokens with a letter or digit, outside the markers (HTML comments) and the
+    generated sections (a study's commands and tables, looked up rather than read)."""
+    text = re.sub(r"<!--.*?-->", " ", docs.GENERATED.sub(" ", text), flags=re.S)
+    return sum(bool(re.search(r"[^\W_]", token)) for token in text.split())
 
 
 def unsourced_figures(path: Path) -> list[str]:
@@ -121,8 +123,9 @@ def test_a_figure_edited_by_hand_and_a_figure_in_prose_are_caught(tmp_path: Path
 
 
 def test_words_are_what_a_reader_reads():
-    """Not a table's rules and bars, nor the markers a reader never sees."""
-    assert words("| a | 2.5 s |\n| --- | --- |\n<!-- generated speed -->\nThe end, 1 / 2.\n<!-- end -->") == 7
+    """Not a table's rules and bars, nor the markers a reader never sees, nor what a generated section holds."""
+    assert words("| a | 2.5 s |\n| --- | --- |\n<!-- figure x -->1<!-- /figure -->\nThe end, 1 / 2.\n") == 8
+    assert words("Before.\n<!-- generated speed -->\n| a | 2.5 s |\n<!-- end -->\nAfter.\n") == 2
 
 
 def test_each_empty_section_is_rendered_in_its_own_place(tmp_path: Path):
