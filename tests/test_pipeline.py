@@ -246,18 +246,19 @@ def test_evaluate_scores_the_test_set(repo: Path):
 def test_train_selects_the_member_best_on_validation_and_saves_it(repo: Path, monkeypatch):
     """Member 1 of 3 starts as the flip-flop, exactly right at any length, the others from their seeds: it ends best
     on validation, converged from epoch 1, and is the model saved, with the weights training gave it."""
+    import parity_lstm.training as training
     import stages.train as train_stage
 
     set_param(repo, "train", "population", 3)
     set_param(repo, "train", "epochs", 2)
-    seeded = train_stage.initial_members
+    seeded = training.initial_members
 
     def with_flip_flop(*args) -> np.ndarray:
         members = seeded(*args)
         members[1] = Layout(1).flatten(flip_flop_weights())
         return members
 
-    monkeypatch.setattr(train_stage, "initial_members", with_flip_flop)
+    monkeypatch.setattr(training, "initial_members", with_flip_flop)
     monkeypatch.chdir(repo)
     sigterm = signal.getsignal(signal.SIGTERM)
     try:
@@ -273,7 +274,7 @@ def test_train_selects_the_member_best_on_validation_and_saves_it(repo: Path, mo
     # The same training in this process: the saved file holds member 1's trained weights, byte for byte.
     bits = load_bits(TRAIN_BITS)
     val_bits = load_bits(VAL_BITS)
-    trained = train_stage.train(
+    trained = training.train(
         bits, load_parity(TRAIN_PARITY, bits), load_loss_factors(TRAIN_LOSS_FACTORS, bits), val_bits,
         load_parity(VAL_PARITY, val_bits), load_params("train", TrainParams),
     )  # fmt: skip
