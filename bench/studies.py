@@ -76,11 +76,12 @@ QUEUED = re.compile(r"Queued experiment '([^']+)' for future execution")
 POLL_S = 2
 
 
-def run_grid(repo: Path, grid: str, jobs: int) -> dict:
-    """Queue one grid, run it with `jobs` workers until the queue is empty; its experiments' names and wall time."""
-    started = time.perf_counter()
-    names = QUEUED.findall(dvc(repo, "exp", "run", "--queue", *shlex.split(grid)))
-    assert names, f"no experiment queued by {grid}"
+def run_grid(repo: Path, grid: str | list[str], jobs: int) -> dict:
+    """Queue a grid (or several, each one `dvc exp run --queue`), run them with `jobs` workers until the queue is
+    empty; the commands, the experiments' names and the wall time."""
+    started, grids = time.perf_counter(), [grid] if isinstance(grid, str) else grid
+    names = [name for one in grids for name in QUEUED.findall(dvc(repo, "exp", "run", "--queue", *shlex.split(one)))]
+    assert names, f"no experiment queued by {grids}"
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
     # The workers outlive the command: with its output captured, waiting for it would wait for the whole queue.
     with environment(NUMBA_NUM_THREADS=threads):
@@ -96,8 +97,8 @@ def run_grid(repo: Path, grid: str, jobs: int) -> dict:
         time.sleep(POLL_S)
     assert "Failed" not in status, status
     wall = time.perf_counter() - started
-    print(f"{len(names)} experiments in {wall:.0f} s: {grid}", flush=True)
-    return {"command": f"dvc exp run --queue {grid}", "experiments": names, "wall_s": wall}
+    print(f"{len(names)} experiments in {wall:.0f} s: {grids}", flush=True)
+    return {"command": "\n".join(f"dvc exp run --queue {one}" for one in grids), "experiments": names, "wall_s": wall}
 
 
 def follow_ups(study: Study, choices: list[dict]) -> list[str]:
@@ -121,7 +122,8 @@ def measure(name: str, scratch: Path, jobs: int) -> dict:
     result = {"jobs": jobs, "grids": grids, "rows": rows}
     if study.choose:
         result["choices"] = chosen(rows, study.choose)
-        confirmations = [run_grid(repo, grid, jobs) for grid in follow_ups(study, result["choices"])]
+        # Queued together, so that the queue's workers share them.
+        confirmations = [run_grid(repo, grids, jobs)] if (grids := follow_ups(study, result["choices"])) else []
         if confirmations:
             exp_show = json.loads(dvc(repo, "exp", "show", "--json", stderr=False))
             names = {name for grid in confirmations for name in grid["experiments"]}
@@ -153,5 +155,6 @@ def section(result: dict) -> str:
         parts += ["", "Then at each chosen value, on fresh seeds:", "", "```bash", *then, "```", ""]
         parts.append(table(result["confirmed"]))
     walls = ", ".join(f"{grid['wall_s']:.0f} s" for grid in result["grids"] + result.get("confirmations", []))
-    parts += ["", f"Wall time, each grid in turn, {jobs} queue workers: {walls}."]
+    workers = f"{jobs} queue worker" + ("s" if jobs > 1 else "")
+    parts += ["", f"Wall time, each grid in turn, {workers}: {walls}."]
     return "\n".join(parts)

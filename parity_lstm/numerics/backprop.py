@@ -53,6 +53,13 @@ def softplus(z, sigmoid_z):
 # row's input and recurrent parts): the forward pass's steps (forward.py). `kept`: where a kernel keeps what, its
 # constants (CODE, OWN, TANH_C, C, H of a step's sequence rows; DZ, DR, DC_NEXT, DIRECT of the lane buffer).
 @inline
+def kept_of(now, own, units, u, j):
+    """The four values a cell's step kept for unit u: an LSTM's gates i, f, c, o; a GRU's z, r, candidate and the
+    candidate's recurrent part."""
+    return now[own + u, j], now[own + units + u, j], now[own + 2 * units + u, j], now[own + 3 * units + u, j]
+
+
+@inline
 def lstm_forward(lane, spec, kept, now, before, u, j):
     code, own, tanh_c_row, c_row, h_row, dz, _, _, _ = kept
     units = spec[0]
@@ -66,8 +73,7 @@ def lstm_forward(lane, spec, kept, now, before, u, j):
 def lstm_backward(lane, spec, kept, now, before, u, j, dh):
     _, own, tanh_c_row, c_row, _, dz, _, dc_next, _ = kept
     units = spec[0]
-    i, f = now[own + u, j], now[own + units + u, j]
-    g, o = now[own + 2 * units + u, j], now[own + 3 * units + u, j]
+    i, f, g, o = kept_of(now, own, units, u, j)
     tanh_c = now[tanh_c_row + u, j]
     dc = lane[dc_next + u, j] + dh * o * (ONE - tanh_c * tanh_c)
     lane[dc_next + u, j] = dc * f
@@ -91,8 +97,7 @@ def gru_forward(lane, spec, kept, now, before, u, j):
 def gru_backward(lane, spec, kept, now, before, u, j, dh):
     _, own, _, _, h_row, dz, dr, _, direct = kept
     units = spec[0]
-    update, reset = now[own + u, j], now[own + units + u, j]
-    candidate, recurrent_h = now[own + 2 * units + u, j], now[own + 3 * units + u, j]
+    update, reset, candidate, recurrent_h = kept_of(now, own, units, u, j)
     d_candidate = dh * (ONE - update) * (ONE - candidate * candidate)
     d_update = dh * (before[h_row + u, j] - candidate) * update * (ONE - update)
     d_reset = d_candidate * recurrent_h * reset * (ONE - reset)
