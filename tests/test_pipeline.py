@@ -156,13 +156,13 @@ def test_interrupted_training_leaves_no_partial_model_and_the_next_repro_recover
 
 @pytest.mark.slow
 def test_sigterm_stops_the_train_stage_like_ctrl_c(repo: Path):
-    before = (repo / "models/model.keras").read_bytes()
+    before = {path.name: path.read_bytes() for path in (repo / "models").iterdir()}
     set_param(repo, "train", "epochs", 100_000)
     returncode, log = start_and_interrupt(repo, [sys.executable, "-m", "stages.train"], signal.SIGTERM)
     assert returncode == 1 and log.strip().endswith("train: interrupted, no model written; `dvc repro` trains again")
-    # Run outside DVC, nothing removed the old model first: it is still there, whole.
-    assert (repo / "models/model.keras").read_bytes() == before
-    assert {path.name for path in (repo / "models").iterdir()} <= {".gitignore", "model.keras"}
+    # Run outside DVC, nothing removed the old model and members first: they are still there, whole.
+    assert {path.name: path.read_bytes() for path in (repo / "models").iterdir()} == before
+    assert set(before) == {".gitignore", "model.keras", "members.npy"}
 
 
 def test_two_clean_runs_give_identical_bytes_and_dvc_lock(trained_repo, tmp_path: Path):

@@ -37,7 +37,7 @@ def test_two_machines_share_outputs_and_experiments_through_one_remote(trained_r
     run(a, "git", "push", "-q", "origin", "HEAD")
     # 7 data arrays, the model, the plot data (4 training curves and their directory, 3 evaluate CSVs); the metrics
     # are in git.
-    assert "16 files pushed" in dvc(a, "push")
+    assert "17 files pushed" in dvc(a, "push")
 
     # Machine B clones and pulls: everything is up to date, no stage runs again.
     b = tmp_path / "b"
