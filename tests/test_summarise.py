@@ -171,8 +171,10 @@ def test_unfinished_experiments_and_other_params_are_left_out(tmp_path, capsys):
         summarise.main([str(path), "--choose", "train.units"])
 
 
-def test_a_seed_in_two_runs_of_one_configuration_is_refused():
-    """Seeds 0-7 and 4-11 overlap: members 4-7 would count twice."""
-    overlapping = exp_show(fake_run(0, 0.01, [2] * 8, 0, [1.0] * 8), fake_run(4, 0.01, [2] * 8, 0, [1.0] * 8))
-    with pytest.raises(SystemExit, match=r"^seed 4 is a member of two runs"):
-        summarise.summarise(overlapping)
+def test_a_seed_in_two_runs_of_one_configuration_counts_once():
+    """Seeds 0-7 and 4-11 overlap: members 4-7 count once, as the first run trained them."""
+    first, second = fake_run(0, 0.01, [2] * 8, 0, [1.0] * 8), fake_run(4, 0.01, [None] * 8, 0, [0.5] * 8)
+    (row,) = summarise.summarise(exp_show(first, second))
+    assert list(row["members"]) == list(range(12))
+    assert [row["members"][seed]["epoch"] for seed in (3, 4, 7, 8)] == [2, 2, 2, None]
+    assert list(row["runs"]) == [0, 4]

@@ -98,9 +98,10 @@ def summarise(exp_show: list[dict], names: Collection[str] = (), where: dict | N
             continue  # scored by a version that kept only the selected member
         scores = member_scores(evaluation, len(epochs))
         for k, epoch in enumerate(epochs):
-            if seed + k in row["members"]:
-                raise SystemExit(f"seed {seed + k} is a member of two runs of {label(json.loads(config))}")
-            row["members"][seed + k] = {"epoch": epoch, "scores": {key: values[k] for key, values in scores.items()}}
+            # Runs whose members overlap (seeds 3 and 4 with two members each) start a seed's weights twice: its
+            # first run counts, so that a rate counts each seed once.
+            scored = {"epoch": epoch, "scores": {key: values[k] for key, values in scores.items()}}
+            row["members"].setdefault(seed + k, scored)
         if len(epochs) > 1 and evaluation.get("by_length"):  # `dvc exp show` drops an empty `by_length`
             longest = max(evaluation["by_length"], key=int)
             row["runs"][seed] = {
