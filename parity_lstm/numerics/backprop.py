@@ -49,63 +49,12 @@ def softplus(z, sigmoid_z):
     return max(z, ZERO) + (atanh + atanh)
 
 
-# One step of each cell, forward (keeping what going back needs in the sequence buffer) and back (dloss by each gate
-# row's input and recurrent parts): the forward pass's steps (forward.py). `kept`: where a kernel keeps what, its
-# constants (CODE, OWN, TANH_C, C, H of a step's sequence rows; DZ, DR, DC_NEXT, DIRECT of the lane buffer).
 @inline
-def kept_of(now, own, units, u, j):
-    """The four values a cell's step kept for unit u: an LSTM's gates i, f, c, o; a GRU's z, r, candidate and the
-    candidate's recurrent part."""
-    return now[own + u, j], now[own + units + u, j], now[own + 2 * units + u, j], now[own + 3 * units + u, j]
-
-
-@inline
-def lstm_forward(lane, spec, kept, now, before, u, j):
-    code, own, tanh_c_row, c_row, h_row, dz, _, _, _ = kept
-    units = spec[0]
-    i, f, g, o, c, tanh_c = lstm_step(lane, spec, u, j, now[code, j], dz, before[c_row + u, j])
-    now[own + u, j], now[own + units + u, j] = i, f
-    now[own + 2 * units + u, j], now[own + 3 * units + u, j] = g, o
-    now[tanh_c_row + u, j], now[c_row + u, j], now[h_row + u, j] = tanh_c, c, o * tanh_c
-
-
-@inline
-def lstm_backward(lane, spec, kept, now, before, u, j, dh):
-    _, own, tanh_c_row, c_row, _, dz, _, dc_next, _ = kept
-    units = spec[0]
-    i, f, g, o = kept_of(now, own, units, u, j)
-    tanh_c = now[tanh_c_row + u, j]
-    dc = lane[dc_next + u, j] + dh * o * (ONE - tanh_c * tanh_c)
-    lane[dc_next + u, j] = dc * f
-    lane[dz + u, j] = dc * g * i * (ONE - i)
-    lane[dz + units + u, j] = dc * before[c_row + u, j] * f * (ONE - f)
-    lane[dz + 2 * units + u, j] = dc * i * (ONE - g * g)
-    lane[dz + 3 * units + u, j] = dh * tanh_c * o * (ONE - o)
-
-
-@inline
-def gru_forward(lane, spec, kept, now, before, u, j):
-    code, own, _, _, h_row, dz, _, _, _ = kept
-    units = spec[0]
-    update, reset, candidate, recurrent_h, h = gru_step(lane, spec, u, j, now[code, j], dz, before[h_row + u, j])
-    now[own + u, j], now[own + units + u, j] = update, reset
-    now[own + 2 * units + u, j], now[own + 3 * units + u, j] = candidate, recurrent_h
-    now[h_row + u, j] = h
-
-
-@inline
-def gru_backward(lane, spec, kept, now, before, u, j, dh):
-    _, own, _, _, h_row, dz, dr, _, direct = kept
-    units = spec[0]
-    update, reset, candidate, recurrent_h = kept_of(now, own, units, u, j)
-    d_candidate = dh * (ONE - update) * (ONE - candidate * candidate)
-    d_update = dh * (before[h_row + u, j] - candidate) * update * (ONE - update)
-    d_reset = d_candidate * recurrent_h * reset * (ONE - reset)
-    lane[direct + u, j] = dh * update
-    lane[dz + u, j], lane[dz + units + u, j] = d_update, d_reset
-    lane[dz + 2 * units + u, j] = d_candidate
-    lane[dr + u, j], lane[dr + units + u, j] = d_update, d_reset
-    lane[dr + 2 * units + u, j] = d_candidate * reset
+def copy_rows(source, first, target, first_target, count):
+    """Rows first.. first + count of source into rows first_target.. of target, lane by lane."""
+    for r in range(count):
+        for j in range(LANES):
+            target[first_target + r, j] = source[first + r, j]
 
 
 @cache
@@ -115,9 +64,20 @@ def gradient_kernel(layout: Layout):
     kernel_x, recurrent, bias, dense, dense_bias, size = layout.offsets
     width = gates * units
     kernel_not_x = kernel_x + width
+    # A step's rows, seq[t + 1] for step t (seq[0]: the zero state before the first step): its bit, target, loss
+    # factor; the cell's own (an LSTM's gates i, f, c, o, tanh(c), c; a GRU's z, r, candidate and the candidate's
+    # recurrent part); h; dloss/dh from the output. The state a step hands on: h, and an LSTM's c just before it.
+    CODE, TARGET, FACTOR, OWN = 0, 1, 2, 3
+    TANH_C, C = OWN + 4 * units, OWN + 5 * units  # an LSTM's
+    H = OWN + (6 * units if gates == LSTM else 4 * units if gates == GRU else 0)
+    DH_OUT = H + units
+    STEP = DH_OUT + units
+    STATE = C if gates == LSTM else H
     # One lane buffer a thread, its rows: the weights, their gradient; h @ recurrent kernel going forward, dloss by
     # each gate row's input part (x @ kernel + bias) going back, and by its recurrent part, DR (a GRU's differ); the
-    # logits; dloss by h and (an LSTM's) by c from the step after, a GRU's dloss by h along z * h; the loss.
+    # logits; dloss by h and (an LSTM's) by c from the step after, a GRU's dloss by h along z * h; the loss; then the
+    # rows of the step at hand, NOW, and of the step before, BEFORE. The kernel computes in this one buffer at rows
+    # that are constants, so LLVM vectorises each lane loop with no check at run time; seq only stores steps.
     GRADIENT = size
     DZ = 2 * size
     DR = DZ + width if gates == GRU else DZ
@@ -126,47 +86,53 @@ def gradient_kernel(layout: Layout):
     DC_NEXT = DH_NEXT + units
     DIRECT = DC_NEXT + units
     LOSS = DIRECT + units
-    # A step's rows of the sequence buffer, seq[t + 1] for step t (seq[0]: the zero state before the first step):
-    # its bit, target, loss factor; the cell's own (an LSTM's gates i, f, c, o, tanh(c), c; a GRU's z, r, candidate
-    # and the candidate's recurrent part); h; dloss/dh from the output.
-    CODE, TARGET, FACTOR, OWN = 0, 1, 2, 3
-    TANH_C, C = OWN + 4 * units, OWN + 5 * units  # an LSTM's
-    H = OWN + (6 * units if gates == LSTM else 4 * units if gates == GRU else 0)
-    DH_OUT = H + units
-    kept = (CODE, OWN, TANH_C, C, H, DZ, DR, DC_NEXT, DIRECT)
+    NOW = LOSS + 1
+    BEFORE = NOW + STEP
+    # The four values a cell's step keeps a unit, in rows NOW..: an LSTM's gates i, f, c, o; a GRU's z, r, candidate
+    # and the candidate's recurrent part.
+    KEPT_I, KEPT_F, KEPT_G, KEPT_O = (NOW + OWN + n * units for n in range(4))
 
     @kernel
     def gradient_chunks(members, bits, parity, loss_factors, scale, first, last, lane_gradient, lane_loss):
         """Chunks [first, last) of a batch, (rows, steps): each lane's gradient of its loss, times `scale`, into
         lane_gradient (lanes, size), the loss into lane_loss (lanes,). Lane g is member g // rows, row g % rows."""
         rows, steps = bits.shape
-        lane = np.empty((LOSS + 1, LANES), np.float32)
-        seq = np.zeros((steps + 1, DH_OUT + units, LANES), np.float32)
+        lane = np.empty((BEFORE + STEP, LANES), np.float32)
+        seq = np.zeros((steps + 1, STEP, LANES), np.float32)
         rows_of = np.empty(LANES, np.int64)
         for chunk in range(first, last):
             first_lane, n = chunk * LANES, start_chunk(members, chunk, rows, rows_of, lane)
+            lane[GRADIENT:DZ], lane[LOSS], lane[BEFORE:] = ZERO, ZERO, ZERO
             for t in range(steps):
-                now = seq[t + 1]
-                step_bits(bits, rows_of, t, now[CODE])
+                step_bits(bits, rows_of, t, lane[NOW + CODE])
                 for j in range(LANES):
                     row = rows_of[j]
-                    now[TARGET, j] = ONE if row >= 0 and parity[row, t] == 1 else ZERO
-                    now[FACTOR, j] = loss_factors[row, t] if row >= 0 else ZERO
-            lane[GRADIENT:DZ], lane[LOSS] = ZERO, ZERO
-            for t in range(steps):
-                now, before = seq[t + 1], seq[t]
-                recurrent_part(lane, spec, before, H, DZ)
+                    lane[NOW + TARGET, j] = ONE if row >= 0 and parity[row, t] == 1 else ZERO
+                    lane[NOW + FACTOR, j] = loss_factors[row, t] if row >= 0 else ZERO
+                recurrent_part(lane, spec, lane, BEFORE + H, DZ)
                 for u in range(units):
                     for j in range(LANES):
+                        bit = lane[NOW + CODE, j]
+                        # The cells' steps written out here, every row a constant of the kernel: through a helper
+                        # taking its rows as values, LLVM left this loop scalar.
                         if gates == LSTM:
-                            lstm_forward(lane, spec, kept, now, before, u, j)
+                            i, f, g, o, c, tanh_c = lstm_step(lane, spec, u, j, bit, DZ, lane[BEFORE + C + u, j])
+                            lane[KEPT_I + u, j], lane[KEPT_F + u, j] = i, f
+                            lane[KEPT_G + u, j], lane[KEPT_O + u, j] = g, o
+                            lane[NOW + TANH_C + u, j], lane[NOW + C + u, j] = tanh_c, c
+                            lane[NOW + H + u, j] = o * tanh_c
                         elif gates == GRU:
-                            gru_forward(lane, spec, kept, now, before, u, j)
+                            z, r, candidate, recurrent_h, h = gru_step(
+                                lane, spec, u, j, bit, DZ, lane[BEFORE + H + u, j]
+                            )
+                            lane[KEPT_I + u, j], lane[KEPT_F + u, j] = z, r
+                            lane[KEPT_G + u, j], lane[KEPT_O + u, j] = candidate, recurrent_h
+                            lane[NOW + H + u, j] = h
                         else:
-                            now[H + u, j] = simple_rnn_step(lane, spec, u, j, now[CODE, j], DZ)
-                logits(lane, spec, now, H, OUT)
+                            lane[NOW + H + u, j] = simple_rnn_step(lane, spec, u, j, bit, DZ)
+                logits(lane, spec, lane, NOW + H, OUT)
                 for j in range(LANES):
-                    y, factor, out0, out1 = now[TARGET, j], now[FACTOR, j], lane[OUT, j], lane[OUT + 1, j]
+                    y, factor, out0, out1 = lane[NOW + TARGET, j], lane[NOW + FACTOR, j], lane[OUT, j], lane[OUT + 1, j]
                     s0, s1 = sigmoid(out0), sigmoid(out1)
                     dl0, dl1 = scale * factor * (s0 - y), scale * factor * (s1 - (ONE - y))
                     lane[LOSS, j] += factor * (softplus(out0, s0) - out0 * y + softplus(out1, s1) - out1 * (ONE - y))
@@ -175,25 +141,53 @@ def gradient_kernel(layout: Layout):
                     lane[GRADIENT + dense_bias + 1, j] += dl1
                 for u in range(units):
                     for j in range(LANES):
-                        h, dl0, dl1 = now[H + u, j], lane[OUT, j], lane[OUT + 1, j]
+                        h, dl0, dl1 = lane[NOW + H + u, j], lane[OUT, j], lane[OUT + 1, j]
                         lane[GRADIENT + dense + 2 * u, j] += dl0 * h
                         lane[GRADIENT + dense + 2 * u + 1, j] += dl1 * h
-                        now[DH_OUT + u, j] = dl0 * lane[dense + 2 * u, j] + dl1 * lane[dense + 2 * u + 1, j]
+                        lane[NOW + DH_OUT + u, j] = dl0 * lane[dense + 2 * u, j] + dl1 * lane[dense + 2 * u + 1, j]
+                copy_rows(lane, NOW, seq[t + 1], 0, STEP)
+                copy_rows(lane, NOW + STATE, lane, BEFORE + STATE, STEP - STATE)
             lane[DH_NEXT:LOSS] = ZERO
             for t in range(steps - 1, -1, -1):  # backpropagation through time
-                now, before = seq[t + 1], seq[t]
+                copy_rows(seq[t + 1], 0, lane, NOW, STEP)
+                copy_rows(seq[t], STATE, lane, BEFORE + STATE, STEP - STATE)
                 for u in range(units):
                     for j in range(LANES):
-                        dh = now[DH_OUT + u, j] + lane[DH_NEXT + u, j]
+                        dh = lane[NOW + DH_OUT + u, j] + lane[DH_NEXT + u, j]
                         if gates == LSTM:
-                            lstm_backward(lane, spec, kept, now, before, u, j, dh)
+                            i, f, g, o, tanh_c = (
+                                lane[KEPT_I + u, j],
+                                lane[KEPT_F + u, j],
+                                lane[KEPT_G + u, j],
+                                lane[KEPT_O + u, j],
+                                lane[NOW + TANH_C + u, j],
+                            )
+                            dc = lane[DC_NEXT + u, j] + dh * o * (ONE - tanh_c * tanh_c)
+                            lane[DC_NEXT + u, j] = dc * f
+                            lane[DZ + u, j] = dc * g * i * (ONE - i)
+                            lane[DZ + units + u, j] = dc * lane[BEFORE + C + u, j] * f * (ONE - f)
+                            lane[DZ + 2 * units + u, j] = dc * i * (ONE - g * g)
+                            lane[DZ + 3 * units + u, j] = dh * tanh_c * o * (ONE - o)
                         elif gates == GRU:
-                            gru_backward(lane, spec, kept, now, before, u, j, dh)
+                            z, r, candidate, recurrent_h = (
+                                lane[KEPT_I + u, j],
+                                lane[KEPT_F + u, j],
+                                lane[KEPT_G + u, j],
+                                lane[KEPT_O + u, j],
+                            )
+                            d_candidate = dh * (ONE - z) * (ONE - candidate * candidate)
+                            d_update = dh * (lane[BEFORE + H + u, j] - candidate) * z * (ONE - z)
+                            d_reset = d_candidate * recurrent_h * r * (ONE - r)
+                            lane[DIRECT + u, j] = dh * z
+                            lane[DZ + u, j], lane[DZ + units + u, j] = d_update, d_reset
+                            lane[DZ + 2 * units + u, j] = d_candidate
+                            lane[DR + u, j], lane[DR + units + u, j] = d_update, d_reset
+                            lane[DR + 2 * units + u, j] = d_candidate * r
                         else:
-                            lane[DZ + u, j] = dh * (ONE - now[H + u, j] * now[H + u, j])
+                            lane[DZ + u, j] = dh * (ONE - lane[NOW + H + u, j] * lane[NOW + H + u, j])
                 for q in range(width):
                     for j in range(LANES):
-                        dz, bit = lane[DZ + q, j], now[CODE, j]
+                        dz, bit = lane[DZ + q, j], lane[NOW + CODE, j]
                         lane[GRADIENT + kernel_x + q, j] += input_part(bit, dz, ZERO)
                         lane[GRADIENT + kernel_not_x + q, j] += input_part(bit, ZERO, dz)
                         lane[GRADIENT + bias + q, j] += dz
@@ -201,7 +195,7 @@ def gradient_kernel(layout: Layout):
                             lane[GRADIENT + bias + width + q, j] += lane[DR + q, j]
                     for v in range(units):
                         for j in range(LANES):
-                            lane[GRADIENT + recurrent + v * width + q, j] += lane[DR + q, j] * before[H + v, j]
+                            lane[GRADIENT + recurrent + v * width + q, j] += lane[DR + q, j] * lane[BEFORE + H + v, j]
                 for v in range(units):
                     for j in range(LANES):
                         lane[DH_NEXT + v, j] = lane[recurrent + v * width, j] * lane[DR, j]
