@@ -27,7 +27,7 @@ from bench import (
     studies,
     suite,
 )
-from bench.harness import RESULTS, stamp, store
+from bench.harness import RESULTS, stamp, store, wait_until_idle
 from devkit.scratch_repo import REPO
 
 # Each part's measure() with the options it takes: (scratch folder, parsed arguments, store a partial result).
@@ -44,6 +44,9 @@ PARTS = {
 # Run only when named: the studies are rates over seeds (an hour on 2 cores), not timings; the suite times the tests
 # rather than the pipeline; mutation testing tests the tests, for hours.
 ON_REQUEST = (*studies.STUDIES, "suite", "mutation")
+# The parts that time nothing: mutation testing counts, reproducibility compares bytes. Every other part waits for
+# an idle machine (bench.harness.wait_until_idle).
+UNTIMED = ("mutation", "reproducibility")
 # The options each part reads: its stamp's command names them, so that the command reproduces that part alone.
 PART_OPTIONS = {
     "speed": ("repeats",),
@@ -83,10 +86,15 @@ def main() -> None:
         "--floor-probe", type=Path, help="`population`: the floor probe's file, to time its training step beside ours"
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="the folder of the parts' results")
+    parser.add_argument(
+        "--idle-wait", type=float, default=600, help="seconds a timed part waits for an idle machine before refusing"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
         for part in args.parts:
+            if part not in UNTIMED:
+                wait_until_idle(part, args.idle_wait)
             started = time.perf_counter()
             stamped = stamp() | {"command": part_command(part, args)}  # the code and machine as the part starts
             keep = functools.partial(store, part, stamped, out=args.out)

@@ -24,6 +24,9 @@ RESULTS = REPO / "bench/results"
 # The CPU flags a stamp names: those that decide which kernels XLA and oneDNN compile for.
 STAMPED_FEATURES = {"avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile"}
 STAMPED_PACKAGES = ("numba", "numpy", "tensorflow-cpu", "keras", "dvc", "dvclive")
+# A timing taken beside other work measures that work too: a timed part starts only once the load average (its last
+# minute) is at most this much a core, and waits for it, asking every IDLE_POLL_S.
+IDLE_LOAD_PER_CORE, IDLE_POLL_S = 0.5, 10
 
 
 def timed(function: Callable, *args) -> float:
@@ -145,6 +148,21 @@ def stamp() -> dict:
         "python": platform.python_version(),
         "versions": {package: version(package) for package in STAMPED_PACKAGES},
     }
+
+
+def wait_until_idle(part: str, wait_s: float) -> None:
+    """Return once the machine is idle (IDLE_LOAD_PER_CORE); refuse the part, saying why, after `wait_s` seconds."""
+    limit = IDLE_LOAD_PER_CORE * (os.cpu_count() or 1)
+    deadline = time.monotonic() + wait_s
+    while (load := os.getloadavg()[0]) > limit:
+        if time.monotonic() >= deadline:
+            raise SystemExit(
+                f"bench: {part} not run: the load average stayed above {limit:.1f} ({IDLE_LOAD_PER_CORE} a core) for "
+                f"{wait_s:.0f} s, now {load:.2f}; a timing beside other work measures that work too. Stop it, or wait "
+                "longer (--idle-wait)."
+            )
+        print(f"{part}: waiting for an idle machine: load average {load:.2f}, above {limit:.1f}", flush=True)
+        time.sleep(IDLE_POLL_S)
 
 
 def store(part: str, stamped: dict, result: dict, *, out: Path) -> None:
