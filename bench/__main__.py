@@ -1,7 +1,7 @@
 """Run parts of the benchmark: each prints its table and stores its result with a stamp (commit, date, CPU, cores,
 library versions) in bench/results/<part>.json.
 
-    python -m bench [--parts speed scale ...] [--repeats 3] [--jobs 2] [--revs HEAD ...] [--out DIR]
+    python -m bench [--parts speed scale ...] [--repeats 3] [--jobs 2 [1 ...]] [--revs HEAD ...] [--out DIR]
 
 Each part's module (bench/<part>.py; `airflow`: bench/airflow_dags.py; the studies of docs/results.md:
 bench/studies.py) says what it measures.
@@ -78,7 +78,13 @@ def main() -> None:
         help=f"the parts to run, in this order (default: all but {' and '.join(ON_REQUEST)})",
     )
     parser.add_argument("--repeats", type=int, default=3, help="repeats of timed runs (medians are reported)")
-    parser.add_argument("--jobs", type=int, default=2, help="a study's queue workers (`dvc queue start -j`)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        nargs="+",
+        default=[2],
+        help="a study's queue workers (`dvc queue start -j`); more values run the study again with each, timed only",
+    )
     parser.add_argument(
         "--revs", type=suite.revision, nargs="+", default=["HEAD"], help="the revisions whose test suite `suite` times"
     )

@@ -2,10 +2,11 @@
 run by `dvc queue start -j JOBS`, summarised by `python -m tools.summarise`. The part runs the very commands the page
 prints, in a scratch repo whose default run is done, and stores the summary's rows and each grid's wall time.
 
-    python -m bench --parts cells [--jobs 2]
+    python -m bench --parts cells [--jobs 2 [1 ...]]
 
 With JOBS queue workers on a machine of C cores, each worker's kernels run on C / JOBS threads (NUMBA_NUM_THREADS),
-so the cores are not oversubscribed.
+so the cores are not oversubscribed. The tables come from the run with the first JOBS; each further one runs the study
+again in a repo of its own, for its wall time and to check that its tables are the same.
 """
 
 import json
@@ -112,10 +113,23 @@ def follow_ups(study: Study, choices: list[dict]) -> list[str]:
     return grids
 
 
-def measure(name: str, scratch: Path, jobs: int) -> dict:
+def measure(name: str, scratch: Path, jobs: list[int]) -> dict:
+    """Study `name` with jobs[0] workers; then with each other number of workers, its wall time and whether it gave
+    the same tables."""
+    result = run_study(name, scratch / f"{name}-j{jobs[0]}", jobs[0])
+    tables = ("rows", "choices", "confirmed")
+    for other in jobs[1:]:
+        again = run_study(name, scratch / f"{name}-j{other}", other)
+        walls = [grid["wall_s"] for grid in again["grids"] + again.get("confirmations", [])]
+        same = all(again.get(key) == result.get(key) for key in tables)
+        result.setdefault("compared", []).append({"jobs": other, "grid_walls_s": walls, "same_tables": same})
+    return result
+
+
+def run_study(name: str, scratch: Path, jobs: int) -> dict:
     """Run study `name` in a scratch repo: its grids, then those its choices lead to; the summary of each stage."""
     study = STUDIES[name]
-    repo = default_run_repo(scratch / name)
+    repo = default_run_repo(scratch)
     grids = [run_grid(repo, grid, jobs) for grid in study.grids]
     exp_show = json.loads(dvc(repo, "exp", "show", "--json", stderr=False))
     rows = summarise(exp_show, names={name for grid in grids for name in grid["experiments"]})
@@ -154,7 +168,20 @@ def section(result: dict) -> str:
         then = [grid["command"] for grid in result["confirmations"]] + [f"dvc queue start -j {jobs}", confirmed]
         parts += ["", "Then at each chosen value, on fresh seeds:", "", "```bash", *then, "```", ""]
         parts.append(table(result["confirmed"]))
-    walls = ", ".join(f"{grid['wall_s']:.0f} s" for grid in result["grids"] + result.get("confirmations", []))
-    workers = f"{jobs} queue worker" + ("s" if jobs > 1 else "")
-    parts += ["", f"Wall time, each grid in turn, {workers}: {walls}."]
+    walls = [grid["wall_s"] for grid in result["grids"] + result.get("confirmations", [])]
+    parts += ["", f"Wall time, each grid in turn, {workers(jobs)}: {seconds(walls)}."]
+    for other in result.get("compared", []):
+        ratio = sum(other["grid_walls_s"]) / sum(walls)
+        tables = "the same tables" if other["same_tables"] else "**other tables**"
+        parts.append(
+            f"With {workers(other['jobs'])}: {seconds(other['grid_walls_s'])} ({ratio:.2f}x the time), {tables}."
+        )
     return "\n".join(parts)
+
+
+def workers(jobs: int) -> str:
+    return f"{jobs} queue worker" + ("s" if jobs > 1 else "")
+
+
+def seconds(walls: list[float]) -> str:
+    return ", ".join(f"{wall:.0f} s" for wall in walls) + (f", {sum(walls):.0f} s in all" if len(walls) > 1 else "")
