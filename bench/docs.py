@@ -126,7 +126,18 @@ def metric(path: str, *keys: str, digits: int = 4) -> Callable[[], str]:
     return figure
 
 
+def studies_minutes(page: str) -> Callable[[], str]:
+    """The wall time of a page's studies, one after another: the sum of their stored runs' grids, in minutes."""
+
+    def figure() -> str:
+        parts = [match["name"] for match in GENERATED.finditer((REPO / page).read_text())]
+        return f"{sum(stored(part)['wall_s'] for part in parts if part in studies.STUDIES) / 60:.0f}"
+
+    return figure
+
+
 FIGURES: dict[str, Callable[[], str]] = {
+    "results_page_minutes": studies_minutes("docs/results.md"),
     "final_step_accuracy": metric("metrics/evaluate.json", "final_step_accuracy"),
     "sequence_accuracy": metric("metrics/evaluate.json", "sequence_accuracy"),
     "mean_final_confidence": metric("metrics/evaluate.json", "mean_final_confidence"),

@@ -109,7 +109,7 @@ def gradient_kernel(layout: Layout):
                     row = rows_of[j]
                     lane[NOW + TARGET, j] = ONE if row >= 0 and parity[row, t] == 1 else ZERO
                     lane[NOW + FACTOR, j] = loss_factors[row, t] if row >= 0 else ZERO
-                recurrent_part(lane, spec, lane, BEFORE + H, DZ)
+                recurrent_part(lane, spec, BEFORE + H, DZ)
                 for u in range(units):
                     for j in range(LANES):
                         bit = lane[NOW + CODE, j]
@@ -130,7 +130,7 @@ def gradient_kernel(layout: Layout):
                             lane[NOW + H + u, j] = h
                         else:
                             lane[NOW + H + u, j] = simple_rnn_step(lane, spec, u, j, bit, DZ)
-                logits(lane, spec, lane, NOW + H, OUT)
+                logits(lane, spec, NOW + H, OUT)
                 for j in range(LANES):
                     y, factor, out0, out1 = lane[NOW + TARGET, j], lane[NOW + FACTOR, j], lane[OUT, j], lane[OUT + 1, j]
                     s0, s1 = sigmoid(out0), sigmoid(out1)

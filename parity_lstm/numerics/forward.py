@@ -100,19 +100,19 @@ def input_part(bit, kernel_x, kernel_not_x):
 
 
 @inline
-def recurrent_part(lane, spec, states, h, z):
-    """h @ recurrent kernel (a GRU's: + its recurrent bias) into lane rows z.. z + gu, the hidden states in rows
-    h.. h + u of `states` (the lane buffer, or a step's rows of training's sequence buffer): a pass over the lanes
-    per weight, each vectorised. `spec` is (units, gate rows a unit, bias rows), constants of the kernel."""
+def recurrent_part(lane, spec, h, z):
+    """h @ recurrent kernel (a GRU's: + its recurrent bias) into lane rows z.. z + gu, the hidden states in lane rows
+    h.. h + u: a pass over the lanes per weight, each vectorised. `spec` is (units, gate rows a unit, bias rows),
+    constants of the kernel."""
     units, gates, bias_rows = spec
     _, recurrent, bias, _, _, _ = row_offsets(units, gates, bias_rows)
     width = gates * units
     for q in range(width):
         for j in range(LANES):
-            lane[z + q, j] = lane[recurrent + q, j] * states[h, j]
+            lane[z + q, j] = lane[recurrent + q, j] * lane[h, j]
         for v in range(1, units):
             for j in range(LANES):
-                lane[z + q, j] += lane[recurrent + v * width + q, j] * states[h + v, j]
+                lane[z + q, j] += lane[recurrent + v * width + q, j] * lane[h + v, j]
         if bias_rows == 2:
             for j in range(LANES):
                 lane[z + q, j] += lane[bias + width + q, j]
@@ -163,16 +163,16 @@ def simple_rnn_step(lane, spec, u, j, bit, z):
 
 
 @inline
-def logits(lane, spec, states, h, out):
-    """Dense(2) of the hidden states in rows h.. h + u of `states`: h @ kernel + bias, into lane rows out, out + 1."""
+def logits(lane, spec, h, out):
+    """Dense(2) of the hidden states in lane rows h.. h + u: h @ kernel + bias, into lane rows out, out + 1."""
     units, gates, bias_rows = spec
     _, _, _, dense, dense_bias, _ = row_offsets(units, gates, bias_rows)
     for slot in range(2):
         for j in range(LANES):
-            lane[out + slot, j] = states[h, j] * lane[dense + slot, j]
+            lane[out + slot, j] = lane[h, j] * lane[dense + slot, j]
         for u in range(1, units):
             for j in range(LANES):
-                lane[out + slot, j] += states[h + u, j] * lane[dense + 2 * u + slot, j]
+                lane[out + slot, j] += lane[h + u, j] * lane[dense + 2 * u + slot, j]
         for j in range(LANES):
             lane[out + slot, j] += lane[dense_bias + slot, j]
 
@@ -205,7 +205,7 @@ def forward_kernel(layout: Layout):
             for t in range(steps):
                 now, before = STATES + 2 * units * (t % 2), STATES + 2 * units * (1 - t % 2)  # h rows, c rows after
                 step_bits(bits, rows_of, t, lane[CODE])
-                recurrent_part(lane, spec, lane, before, Z)
+                recurrent_part(lane, spec, before, Z)
                 for u in range(units):
                     for j in range(LANES):
                         bit = lane[CODE, j]
@@ -225,7 +225,7 @@ def forward_kernel(layout: Layout):
                             cells[t, u, first_lane + j] = lane[cell_row + u, j]
                 if final_only and t < steps - 1:
                     continue
-                logits(lane, spec, lane, now, OUT)
+                logits(lane, spec, now, OUT)
                 row = 0 if final_only else t
                 for j in range(n):  # softmax slot 0 of two logits: the sigmoid of their difference
                     probability[row, first_lane + j] = sigmoid(lane[OUT, j] - lane[OUT + 1, j])
