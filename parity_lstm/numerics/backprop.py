@@ -18,7 +18,8 @@ from parity_lstm.numerics.forward import (
     LSTM,
     ONE,
     ZERO,
-    gru_step,
+    gru_candidate,
+    gru_gate,
     in_chunks,
     inline,
     input_part,
@@ -121,15 +122,17 @@ def gradient_kernel(layout: Layout):
                             lane[KEPT_G + u, j], lane[KEPT_O + u, j] = g, o
                             lane[NOW + TANH_C + u, j], lane[NOW + C + u, j] = tanh_c, c
                             lane[NOW + H + u, j] = o * tanh_c
-                        elif gates == GRU:
-                            z, r, candidate, recurrent_h, h = gru_step(
-                                lane, spec, u, j, bit, DZ, lane[BEFORE + H + u, j]
-                            )
-                            lane[KEPT_I + u, j], lane[KEPT_F + u, j] = z, r
-                            lane[KEPT_G + u, j], lane[KEPT_O + u, j] = candidate, recurrent_h
-                            lane[NOW + H + u, j] = h
+                        elif gates == GRU:  # in two passes, as forward.py's: the gates, then the candidate
+                            lane[KEPT_I + u, j] = gru_gate(lane, spec, u, j, bit, DZ)
+                            lane[KEPT_F + u, j] = gru_gate(lane, spec, units + u, j, bit, DZ)
                         else:
                             lane[NOW + H + u, j] = simple_rnn_step(lane, spec, u, j, bit, DZ)
+                    if gates == GRU:
+                        for j in range(LANES):
+                            z, r = lane[KEPT_I + u, j], lane[KEPT_F + u, j]
+                            candidate, recurrent_h = gru_candidate(lane, spec, u, j, lane[NOW + CODE, j], DZ, r)
+                            lane[KEPT_G + u, j], lane[KEPT_O + u, j] = candidate, recurrent_h
+                            lane[NOW + H + u, j] = z * lane[BEFORE + H + u, j] + (ONE - z) * candidate
                 logits(lane, spec, NOW + H, OUT)
                 for j in range(LANES):
                     y, factor, out0, out1 = lane[NOW + TARGET, j], lane[NOW + FACTOR, j], lane[OUT, j], lane[OUT + 1, j]

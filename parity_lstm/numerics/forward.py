@@ -144,16 +144,19 @@ def lstm_step(lane, spec, u, j, bit, z, c_before):
 
 
 @inline
-def gru_step(lane, spec, u, j, bit, z, h_before):
-    """Unit u's GRU step in lane j, as Keras' GRUCell with reset_after: gates z, r from x @ kernel + input bias and
-    h @ recurrent kernel + recurrent bias (in rows z..); returns z, r, the candidate, the candidate's recurrent
-    part, and the new state."""
-    units = spec[0]
-    update, reset, recurrent_h = z + u, z + units + u, lane[z + 2 * units + u, j]
-    update_gate = sigmoid(x_part(lane, spec, u, j, bit) + lane[update, j])
-    reset_gate = sigmoid(x_part(lane, spec, units + u, j, bit) + lane[reset, j])
-    candidate = tanh(x_part(lane, spec, 2 * units + u, j, bit) + reset_gate * recurrent_h)
-    return update_gate, reset_gate, candidate, recurrent_h, update_gate * h_before + (ONE - update_gate) * candidate
+def gru_gate(lane, spec, q, j, bit, z):
+    """A GRU's gate row q (update: u, reset: units + u) in lane j, as Keras' GRUCell with reset_after: the sigmoid
+    of x @ kernel + input bias, plus h @ recurrent kernel + recurrent bias (in row z + q). A GRU's step is two passes
+    over the lanes, the gates, then gru_candidate: in one, LLVM leaves the loop scalar."""
+    return sigmoid(x_part(lane, spec, q, j, bit) + lane[z + q, j])
+
+
+@inline
+def gru_candidate(lane, spec, u, j, bit, z, reset_gate):
+    """Unit u's candidate state in lane j, and its recurrent part (in row z + 2u.. + u); the new state is then
+    update * h + (1 - update) * candidate."""
+    recurrent_h = lane[z + 2 * spec[0] + u, j]
+    return tanh(x_part(lane, spec, 2 * spec[0] + u, j, bit) + reset_gate * recurrent_h), recurrent_h
 
 
 @inline
@@ -213,10 +216,16 @@ def forward_kernel(layout: Layout):
                             c_before = lane[before + units + u, j]
                             _, _, _, o, c, tanh_c = lstm_step(lane, spec, u, j, bit, Z, c_before)
                             lane[now + units + u, j], lane[now + u, j] = c, o * tanh_c
-                        elif gates == GRU:
-                            lane[now + u, j] = gru_step(lane, spec, u, j, bit, Z, lane[before + u, j])[-1]
+                        elif gates == GRU:  # the gates over the recurrent parts they read, for the pass below
+                            lane[Z + u, j] = gru_gate(lane, spec, u, j, bit, Z)
+                            lane[Z + units + u, j] = gru_gate(lane, spec, units + u, j, bit, Z)
                         else:
                             lane[now + u, j] = simple_rnn_step(lane, spec, u, j, bit, Z)
+                    if gates == GRU:
+                        for j in range(LANES):
+                            update_gate, reset_gate = lane[Z + u, j], lane[Z + units + u, j]
+                            candidate, _ = gru_candidate(lane, spec, u, j, lane[CODE, j], Z, reset_gate)
+                            lane[now + u, j] = update_gate * lane[before + u, j] + (ONE - update_gate) * candidate
                 if keep_states:
                     cell_row = now + units if gates == LSTM else now
                     for u in range(units):
