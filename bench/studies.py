@@ -120,9 +120,10 @@ def measure(name: str, scratch: Path, jobs: list[int]) -> dict:
     tables = ("rows", "choices", "confirmed")
     for other in jobs[1:]:
         again = run_study(name, scratch / f"{name}-j{other}", other)
-        walls = [grid["wall_s"] for grid in again["grids"] + again.get("confirmations", [])]
         same = all(again.get(key) == result.get(key) for key in tables)
-        result.setdefault("compared", []).append({"jobs": other, "grid_walls_s": walls, "same_tables": same})
+        result.setdefault("compared", []).append(
+            {"jobs": other, "grid_walls_s": grid_walls(again), "same_tables": same}
+        )
     return result
 
 
@@ -142,7 +143,7 @@ def run_study(name: str, scratch: Path, jobs: int) -> dict:
             exp_show = json.loads(dvc(repo, "exp", "show", "--json", stderr=False))
             names = {name for grid in confirmations for name in grid["experiments"]}
             result |= {"confirmations": confirmations, "confirmed": summarise(exp_show, names=names)}
-    result["wall_s"] = sum(grid["wall_s"] for grid in result["grids"] + result.get("confirmations", []))
+    result["wall_s"] = sum(grid_walls(result))
     return result
 
 
@@ -168,7 +169,7 @@ def section(result: dict) -> str:
         then = [grid["command"] for grid in result["confirmations"]] + [f"dvc queue start -j {jobs}", confirmed]
         parts += ["", "Then at each chosen value, on fresh seeds:", "", "```bash", *then, "```", ""]
         parts.append(table(result["confirmed"]))
-    walls = [grid["wall_s"] for grid in result["grids"] + result.get("confirmations", [])]
+    walls = grid_walls(result)
     parts += ["", f"Wall time, each grid in turn, {workers(jobs)}: {seconds(walls)}."]
     for other in result.get("compared", []):
         ratio = sum(other["grid_walls_s"]) / sum(walls)
@@ -177,6 +178,11 @@ def section(result: dict) -> str:
             f"With {workers(other['jobs'])}: {seconds(other['grid_walls_s'])} ({ratio:.2f}x the time), {tables}."
         )
     return "\n".join(parts)
+
+
+def grid_walls(result: dict) -> list[float]:
+    """The wall time of each grid a study ran, in turn: its grids, then its confirmations."""
+    return [grid["wall_s"] for grid in result["grids"] + result.get("confirmations", [])]
 
 
 def workers(jobs: int) -> str:

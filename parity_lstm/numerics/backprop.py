@@ -115,7 +115,7 @@ def gradient_kernel(layout: Layout):
                     for j in range(LANES):
                         bit = lane[NOW + CODE, j]
                         # The cells' steps written out here, every row a constant of the kernel: through a helper
-                        # taking its rows as values, LLVM left this loop scalar.
+                        # taking its rows as a tuple, LLVM left this loop scalar.
                         if gates == LSTM:
                             i, f, g, o, c, tanh_c = lstm_step(lane, spec, u, j, bit, DZ, lane[BEFORE + C + u, j])
                             lane[KEPT_I + u, j], lane[KEPT_F + u, j] = i, f
