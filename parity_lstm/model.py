@@ -105,13 +105,14 @@ class Layout:
         return [row[a:b].reshape(shape).copy() for (a, b), shape in zip(ends, self.shapes, strict=True)]
 
 
-def glorot_uniform(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+# Annotations as strings: evaluated, they would import numpy.random into every `predict`, which draws nothing.
+def glorot_uniform(rng: "np.random.Generator", shape: tuple[int, int]) -> np.ndarray:
     """Keras' GlorotUniform: uniform in +-sqrt(6 / (fan in + fan out)), a 2-D kernel's fans its two sizes."""
     limit = math.sqrt(6 / sum(shape))
     return rng.uniform(-limit, limit, shape)
 
 
-def orthogonal(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+def orthogonal(rng: "np.random.Generator", shape: tuple[int, int]) -> np.ndarray:
     """Keras' Orthogonal (gain 1) for rows <= columns: the rows of the Q of a standard normal (columns, rows) matrix,
     its R's diagonal positive. Gram-Schmidt does that QR; each dot product is math.fsum's, rounded once, so the
     bytes do not depend on the CPU, where a QR through LAPACK may differ in its last bits."""

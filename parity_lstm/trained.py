@@ -1,6 +1,7 @@
 """A trained model, ready to answer: the weights of a model file run by the kernels' forward pass (no TensorFlow,
-whose import alone takes seconds), and the one rule that turns a probability into a predicted parity. What `evaluate`,
-`predict` and every score use.
+whose import alone takes seconds), or for a few short sequences by the stepwise one (no numba, whose start costs more
+than their arithmetic; the same bits), and the one rule that turns a probability into a predicted parity. What
+`evaluate`, `predict` and every score use.
 """
 
 from dataclasses import dataclass
@@ -9,7 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from parity_lstm.model import MODEL_FILE, Layout, load_model
-from parity_lstm.numerics.forward import probability_of_one, states
+from parity_lstm.numerics import stepwise
+
+# Inputs of at most this many steps, all rows together, run stepwise: in plain Python each step costs what the kernels
+# take for thousands, but starting them (importing numba, loading the kernels) costs more than this many steps.
+STEPWISE_STEPS = 2_000
 
 
 def predicted_odd(probability: np.ndarray) -> np.ndarray:
@@ -28,10 +33,16 @@ class TrainedModel:
     def probability_of_one(self, bits: np.ndarray) -> np.ndarray:
         """The softmax's slot 0, the probability of parity 1, after each step of `bits` (count, steps) of any
         length, PAD in front of short ones: step-major, (steps, count)."""
+        if bits.size <= STEPWISE_STEPS:
+            return stepwise.probability_of_one(self.weights, bits, self.layout)
+        from parity_lstm.numerics.forward import probability_of_one  # numba: imported where the kernels run only
+
         return probability_of_one(self.weights[None], bits, self.layout)[:, :, 0]
 
     def states(self, bits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Hidden and cell state after each step of `bits` (count, steps): each (count, steps, units)."""
+        from parity_lstm.numerics.forward import states
+
         return states(self.weights, bits, self.layout)
 
 

@@ -17,6 +17,7 @@ from devkit.settings import threads
 from parity_lstm.data.encoding import one_hot_pairs, running_parity
 from parity_lstm.engines.keras.oracle import keras_model, reference_model
 from parity_lstm.model import Layout, initial_members
+from parity_lstm.numerics import stepwise
 from parity_lstm.numerics.backprop import Adam, gradients
 from parity_lstm.numerics.forward import MIN_LANES_PER_THREAD, probability_of_one, states
 from parity_lstm.scoring import score
@@ -114,6 +115,18 @@ def test_a_short_run_ends_with_the_keras_engines_weights(cell, units):
     assert np.abs(ours.members - initial).max() > 0.05  # both trained: the comparison can fail
     np.testing.assert_allclose(ours.members, theirs.members, rtol=0, atol=2e-4)
     np.testing.assert_allclose(ours.val_accuracy, theirs.val_accuracy, atol=2 / len(val_bits))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("units", [1, 3])
+def test_the_stepwise_forward_pass_gives_the_kernels_bits(cell, units):
+    """What a few short sequences run on, with no numba: the kernels' arithmetic, bit for bit, padding included."""
+    layout = Layout(units, cell)
+    (model,) = random_members(1, layout, seed=units)
+    weights = layout.flatten(model.get_weights())
+    bits = padded_batch(6, 40, seed=units)[0]
+    kernels = probability_of_one(weights[None], bits, layout)[:, :, 0]
+    np.testing.assert_array_equal(stepwise.probability_of_one(weights, bits, layout), kernels)
 
 
 def test_at_exactly_one_half_the_prediction_is_even_everywhere(tmp_path):

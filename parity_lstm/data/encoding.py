@@ -16,7 +16,8 @@ def one_hot_pairs(bits: np.ndarray) -> np.ndarray:
     return np.stack([bits == 1, bits == 0], axis=-1).astype(np.float32)
 
 
-def random_bits(rng: np.random.Generator, count: int, seq_len: int) -> np.ndarray:
+# The annotation is a string: evaluated, it would import numpy.random into every `predict`, which draws nothing.
+def random_bits(rng: "np.random.Generator", count: int, seq_len: int) -> np.ndarray:
     """`count` sequences of `seq_len` uniform random bits, shape (count, seq_len), dtype uint8."""
     return rng.integers(0, 2, size=(count, seq_len), dtype=np.uint8)
 

@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from parity_lstm.data.encoding import PAD, running_parity
 
@@ -82,6 +81,8 @@ def read_blocks(array: np.memmap) -> Iterator[np.ndarray]:
 
 def with_progress(blocks: Iterable[np.ndarray], total_steps: int, description: str) -> Iterator[np.ndarray]:
     """Pass the blocks through, with a progress bar on a terminal for runs that take more than a second."""
+    from tqdm import tqdm  # here, not above: `predict`, which reads a model file and never a data file, starts lighter
+
     with tqdm(total=total_steps, desc=description, unit="bit", unit_scale=True, delay=1, disable=None) as bar:
         for block in blocks:
             yield block

@@ -37,8 +37,9 @@ def notice(problem: str) -> None:
 
 
 # What decides a kernel's machine code besides its own file: the layout's offsets, PAD, the compile options, the forward
-# pass's helpers (which the training kernels call). numba keys a cache entry by the kernel's own file only.
-COMPILED_IN = ("model.py", "data/encoding.py", "numerics/compiled.py", "numerics/forward.py")
+# pass's helpers (which the training kernels call), a lane's tanh. numba keys a cache entry by the kernel's own file
+# only.
+COMPILED_IN = ("model.py", "data/encoding.py", "numerics/compiled.py", "numerics/forward.py", "numerics/scalar.py")
 PACKAGE = Path(__file__).resolve().parents[1]
 
 

@@ -21,30 +21,14 @@ import numpy as np
 
 from parity_lstm.data.encoding import PAD
 from parity_lstm.model import CELLS, Layout, offsets
+from parity_lstm.numerics import scalar
 from parity_lstm.numerics.compiled import OPTIONS, kernel
+from parity_lstm.numerics.scalar import HALF, ONE, ZERO
 
 # Lanes run together: their per-step buffers stay in the core's caches.
 LANES = 64
 # Fewer lanes than this a thread, and one thread runs them all: waking a second costs more than it saves.
 MIN_LANES_PER_THREAD = 512
-
-F32 = np.float32
-ONE, HALF, ZERO = F32(1), F32(0.5), F32(0)
-# Eigen's generic_fast_tanh_float: z * N(z^2) / D(z^2) for z clamped to +-CLAMP, where float32 tanh is +-1.
-CLAMP = F32(7.90531110763549805)
-A1, A3, A5, A7 = (
-    F32(4.89352455891786e-03),
-    F32(6.37261928875436e-04),
-    F32(1.48572235717979e-05),
-    F32(5.12229709037114e-08),
-)
-A9, A11, A13 = F32(-8.60467152213735e-11), F32(2.00018790482477e-13), F32(-2.76076847742355e-16)
-B0, B2, B4, B6 = (
-    F32(4.89352518554385e-03),
-    F32(2.26843463243900e-03),
-    F32(1.18534705686654e-04),
-    F32(1.19825839466702e-06),
-)
 
 # The cells, told apart in the kernels by their gate rows a unit.
 LSTM, GRU, SIMPLE_RNN = (CELLS[name].gates for name in ("lstm", "gru", "simple_rnn"))
@@ -54,14 +38,7 @@ inline = numba.njit(inline="always", **OPTIONS)
 # units (`forward_kernel(units)`), a constant it closes over, so every offset is a constant: LLVM then sees that the
 # rows of a kernel's lane buffer never overlap, and vectorises each lane loop with no check at run time.
 row_offsets = inline(offsets)
-
-
-@inline
-def tanh(z):
-    z = min(max(z, -CLAMP), CLAMP)
-    z2 = z * z
-    p = z * (((((((A13 * z2 + A11) * z2 + A9) * z2 + A7) * z2 + A5) * z2 + A3) * z2) + A1)
-    return p / (((B6 * z2 + B4) * z2 + B2) * z2 + B0)
+tanh, input_part = inline(scalar.tanh), inline(scalar.input_part)
 
 
 @inline
@@ -90,13 +67,6 @@ def step_bits(bits, rows_of, t, code):
     """Step t's bit of every lane into code (LANES,), as float32: 0, 1, or PAD past the batch's end."""
     for j in range(LANES):
         code[j] = bits[rows_of[j], t] if rows_of[j] >= 0 else PAD
-
-
-@inline
-def input_part(bit, kernel_x, kernel_not_x):
-    """The input pair's share of a gate, [x, 1 - x] @ kernel: the row of x for bit 1, of 1 - x for 0, none for PAD.
-    Exactly x * kernel_x + (1 - x) * kernel_not_x in float, where one of the two is 0 and the other 1."""
-    return kernel_x if bit == ONE else (kernel_not_x if bit == ZERO else ZERO)
 
 
 @inline
