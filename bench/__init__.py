@@ -1,3 +1,3 @@
-"""The benchmark: the reference program's method against this pipeline, the pipeline at scale, its training
-populations, seed sweeps, reproducibility and test suite, one part a module, run as `python -m bench --parts ...`
-from the repository root. Each part's result is stored, stamped, in bench/results/<part>.json."""
+"""The benchmark: the pipeline timed against the reference program's method, at scale, its populations, scoring, the
+Airflow cluster and the test suite; the studies of docs/results.md as queued grids. One part a module, run as `python
+-m bench --parts ...` from the repository root; each part's result is stored, stamped, in bench/results/<part>.json."""

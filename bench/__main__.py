@@ -4,7 +4,8 @@ library versions) in bench/results/<part>.json.
     python -m bench [--parts speed scale ...] [--repeats 3] [--jobs 2 [1 ...]] [--revs HEAD ...] [--out DIR]
 
 Each part's module (bench/<part>.py; `airflow`: bench/airflow_dags.py; the studies of docs/results.md:
-bench/studies.py) says what it measures.
+bench/studies.py; the checks that time nothing, `mutation` and `reproducibility`: devkit/<part>.py) says what it
+measures.
 """
 
 import argparse
@@ -15,19 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import (
-    airflow_dags,
-    docs,
-    mutation,
-    population,
-    reproducibility,
-    scale,
-    scoring,
-    speed,
-    studies,
-    suite,
-)
+from bench import airflow_dags, docs, population, scale, scoring, speed, studies, suite
 from bench.harness import RESULTS, stamp, store, wait_until_idle
+from devkit import mutation, reproducibility
 from devkit.scratch_repo import REPO
 
 # Each part's measure() with the options it takes: (scratch folder, parsed arguments, store a partial result).
@@ -44,8 +35,7 @@ PARTS = {
 # Run only when named: the studies are rates over seeds (an hour on 2 cores), not timings; the suite times the tests
 # rather than the pipeline; mutation testing tests the tests, for hours.
 ON_REQUEST = (*studies.STUDIES, "suite", "mutation")
-# The parts that time nothing: mutation testing counts, reproducibility compares bytes. Every other part waits for
-# an idle machine (bench.harness.wait_until_idle).
+# Devkit's checks count and compare bytes; every other part waits for an idle machine (harness.wait_until_idle).
 UNTIMED = ("mutation", "reproducibility")
 # The options each part reads: its stamp's command names them, so that the command reproduces that part alone.
 PART_OPTIONS = {

@@ -1,10 +1,9 @@
-"""Part `airflow`: one grid of AIRFLOW_SEEDS default-size experiments (seeds 0 to AIRFLOW_SEEDS - 1) run two ways,
-two at a time: `dvc queue start -j 2` in a scratch repo whose default run is done, and the `parity_lstm_sweep` DAG on
-the one-machine cluster of dags/cluster/up (CeleryExecutor, two workers, git:// and WebDAV) after its
-`parity_lstm_pipeline` DAG has done the default run; wall time from queueing or triggering to the last result. Then
-the same sweep of other seeds while the API server, Redis and PostgreSQL are each down for OUTAGE_S seconds, one after
-the other: its delay over the quiet sweep, and the experiments trained more than once (none, if retries keep what was
-pushed). Last, a worker is killed while it trains, and the part times how long the retry took to start.
+"""Part `airflow`: AIRFLOW_SEEDS default-size experiments (seeds 0 on) two at a time, by `dvc queue start -j 2` in a
+scratch repo whose default run is done and by the `parity_lstm_sweep` DAG on the cluster of dags/cluster/up (Celery,
+two workers) after `parity_lstm_pipeline` has done the default run: wall time from queueing or triggering to the last
+result. Then other seeds while the API server, Redis and PostgreSQL are each down for OUTAGE_S seconds in turn: the
+delay over the quiet sweep and the experiments trained more than once. Last, a worker killed while it trains: how long
+until the retry starts.
 
     python -m bench --parts airflow
 

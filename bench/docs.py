@@ -20,8 +20,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import airflow_dags, mutation, population, reproducibility, scale, scoring, speed, studies, suite
+from bench import airflow_dags, population, scale, scoring, speed, studies, suite
 from bench.harness import RESULTS
+from devkit import mutation, reproducibility
 from devkit.scratch_repo import REPO
 from parity_lstm.rates import wilson
 
@@ -154,11 +155,12 @@ def rendered(text: str) -> str:
 
 def differences(path: Path) -> list[str]:
     """The sections and figures of a page that differ from what the stored results render."""
-    text, fresh = path.read_text(), rendered(path.read_text())
-    ours = [match["name"] for pattern in (GENERATED, FIGURE) for match in pattern.finditer(text)]
-    theirs = [match["body"] for pattern in (GENERATED, FIGURE) for match in pattern.finditer(fresh)]
-    mine = [match["body"] for pattern in (GENERATED, FIGURE) for match in pattern.finditer(text)]
-    return [name for name, old, new in zip(ours, mine, theirs, strict=True) if old != new]
+
+    def bodies(text: str) -> list[tuple[str, str]]:
+        return [(match["name"], match["body"]) for pattern in (GENERATED, FIGURE) for match in pattern.finditer(text)]
+
+    text = path.read_text()
+    return [name for (name, old), (_, new) in zip(bodies(text), bodies(rendered(text)), strict=True) if old != new]
 
 
 def main(arguments: list[str]) -> None:

@@ -87,21 +87,19 @@ def training_environment() -> Iterator[None]:
         yield
 
 
-def default_data(data_changes: dict | None = None, mode: str = "running") -> tuple[dict, tuple[np.ndarray, ...]]:
-    """The default params (params.yaml, its `data` block with `data_changes`) and, in memory, the arrays `train` reads
-    for them from the files `generate` and `targets` (`targets.mode`: `mode`) write: training bits, parity and loss
-    factors, validation bits and parity."""
+def default_data() -> tuple[dict, tuple[np.ndarray, ...]]:
+    """The default params (params.yaml) and, in memory, the arrays `train` reads for them from the files `generate` and
+    `targets` write: training bits, parity and loss factors, validation bits and parity."""
     from parity_lstm.data.encoding import running_parity
     from parity_lstm.data.loss import loss_factors
     from parity_lstm.data.sampling import sequences, splits
     from parity_lstm.params import DataParams
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["data"] |= data_changes or {}
     data = DataParams(**params["data"])
     bits, val_bits = (np.concatenate(list(sequences(seed, count, data))) for _, seed, count in splits(data)[:2])
-    arrays = bits, running_parity(bits), loss_factors(bits, mode), val_bits, running_parity(val_bits)
-    return params, arrays
+    factors = loss_factors(bits, params["targets"]["mode"])
+    return params, (bits, running_parity(bits), factors, val_bits, running_parity(val_bits))
 
 
 def default_run_repo(path: Path) -> Path:

@@ -8,28 +8,21 @@ drifting speed hits each alike; every repeat is stored, and each ratio is taken 
 - a clean `dvc repro` with the defaults in a fresh copy of the pipeline on a machine that never ran it (an empty
   kernel cache: the kernels compile), in a fresh copy with the machine's cache, and again in that copy
   (`dvc repro --force`); the no-op `dvc repro` after them;
-- each stage on its own (`train` with its peak memory), `predict` of one string, every kernel's cold compile;
-- QUEUED experiments queued and run by two workers (`dvc queue start -j 2`) at this commit and at QUEUE_BASELINE_REV,
-  each in a repository whose default run is done.
+- each stage on its own (`train` with its peak memory), `predict` of one string, every kernel's cold compile.
 """
 
 import statistics
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from bench.harness import measured, read_json, stage, timed
-from devkit.scratch_repo import REPO, commit, dvc, kernels_ready, make_scratch_repo, pipeline_environment, run
+from devkit.scratch_repo import REPO, dvc, kernels_ready, make_scratch_repo, run
 from devkit.settings import environment
 
-# Targets for 2 cores (issue 31): speed-ups of a clean `dvc repro` over the reference program, seconds, MiB.
-WARM_CACHE_SPEEDUP, EMPTY_CACHE_SPEEDUP, QUEUE_SPEEDUP = 20, 10, 3
-EVALUATE_S, PREDICT_S, COMPILE_S, TRAIN_RSS_MIB = 1.0, 0.5, 6.0, 250
-QUEUED = 8
-# The commit before the light start: each queued experiment there compiles the kernels and imports TensorFlow.
-QUEUE_BASELINE_REV = "cc7933d"
+# Targets for 2 cores (issues 31 and 40): speed-ups of a clean `dvc repro` over the reference program, seconds, MiB.
+WARM_CACHE_SPEEDUP, EMPTY_CACHE_SPEEDUP = 20, 10
+TRAIN_S, EVALUATE_S, PREDICT_S, COMPILE_S, TRAIN_RSS_MIB = 2.0, 0.6, 0.3, 6.0, 250
 # The reference program's seed: fixed so that its held-out accuracy is the same in every repeat.
 REFERENCE_SEED = 2
 
@@ -66,62 +59,14 @@ def pipeline(scratch: Path) -> dict:
     return result
 
 
-def repo_at(rev: str, path: Path) -> Path:
-    """A git repository at `path` holding the pipeline as committed at `rev`, its default run done and committed."""
-    path.mkdir(parents=True)
-    archive = run(REPO, "sh", "-c", f"git archive {rev} | tar -x -C {path}")
-    assert not archive.strip(), archive
-    run(path, "git", "init", "-q")
-    run(path, "git", "config", "user.name", "bench")
-    run(path, "git", "config", "user.email", "bench@parity-lstm.invalid")
-    commit(path, rev)
-    dvc(path, "repro")
-    run(path, "git", "add", "-A")
-    run(path, "git", "commit", "-q", "--allow-empty", "-m", "default run")  # at HEAD, dvc.lock is committed as run
-    return path
-
-
-def queued(repo: Path, first_seed: int) -> float:
-    """Wall time of QUEUED experiments (`train.seed` from `first_seed` on: seeds never run before, so nothing comes
-    from the run-cache) queued and run by two workers."""
-    started = time.perf_counter()
-    dvc(repo, "exp", "run", "--queue", "-S", f"train.seed=range({first_seed}, {first_seed + QUEUED})")
-    # The workers outlive `dvc queue start` holding its output, and at cc7933d one stays up idle after the queue
-    # empties: so their output goes nowhere, the queue's status says when it is done, and their session ends then.
-    with subprocess.Popen(
-        [sys.executable, "-m", "dvc", "queue", "start", "-j", "2"],
-        cwd=repo,
-        env=pipeline_environment(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    ) as starter:
-        assert starter.wait() == 0, "dvc queue start failed"
-    run(repo, "sh", "-c", "while dvc queue status | grep -qE 'Queued|Running'; do sleep 1; done")
-    wall_s = time.perf_counter() - started
-    subprocess.run(["pkill", "-s", str(starter.pid)], check=False)
-    assert "Failed" not in dvc(repo, "queue", "status"), dvc(repo, "queue", "status")
-    return wall_s
-
-
 def measure(scratch: Path, repeats: int) -> dict:
-    queue_repos = {"this commit": "HEAD", QUEUE_BASELINE_REV: QUEUE_BASELINE_REV}
-    queue_repos = {name: repo_at(rev, scratch / f"queue-{rev}") for name, rev in queue_repos.items()}
-    contenders: dict[str, Callable[[Path, int], dict]] = {
-        "reference": lambda folder, repeat: reference(folder),
-        "pipeline": lambda folder, repeat: pipeline(folder),
-        **{
-            f"queue at {name}": lambda folder, repeat, repo=repo: {"wall_s": queued(repo, 100 + QUEUED * repeat)}
-            for name, repo in queue_repos.items()
-        },
-    }
+    contenders: dict[str, Callable[[Path], dict]] = {"reference": reference, "pipeline": pipeline}
     repeats_run = []
     for repeat in range(repeats):
         order = list(contenders) if repeat % 2 == 0 else list(reversed(contenders))
         results = {}
         for name in order:
-            results[name] = contenders[name](scratch / f"repeat{repeat}" / name.replace(" ", "-"), repeat)
+            results[name] = contenders[name](scratch / f"repeat{repeat}" / name)
             print(f"repeat {repeat + 1}/{repeats}: {name} done", flush=True)
         repeats_run.append({"order": order} | results)
     return {"repeats": repeats_run, "table": table(repeats_run)}
@@ -167,7 +112,7 @@ def table(repeats: list[dict]) -> str:
     for label, keys, limit in (
         ("no-op `dvc repro`", ("noop_s",), None),
         ("`generate` + `targets`", ("data_s",), None),
-        ("`train`, 10 epochs", ("train", "wall_s"), None),
+        ("`train`, 10 epochs", ("train", "wall_s"), TRAIN_S),
         ("`evaluate` (8 test lengths to 10,000)", ("evaluate_s",), EVALUATE_S),
         ("`python -m tools.predict 1011001`", ("predict_s",), PREDICT_S),
         ("every kernel's cold compile", ("compile_s",), COMPILE_S),
@@ -175,8 +120,6 @@ def table(repeats: list[dict]) -> str:
         met = None if limit is None else median(repeats, *pipeline, *keys) <= limit
         rows.append(row(label, (*pipeline, *keys), f"<= {limit} s" if limit else "", met=met))
     rss = median(repeats, "pipeline", "train", "peak_rss_mib")
-    ours, theirs = (median(repeats, f"queue at {name}", "wall_s") for name in ("this commit", QUEUE_BASELINE_REV))
-    queue_ratio = ratio(repeats, (f"queue at {QUEUE_BASELINE_REV}", "wall_s"), ("queue at this commit", "wall_s"))
     held_out = repeats[0]["pipeline"]["held_out"]["final_step_accuracy"]
     reference_held_out = repeats[0]["reference"]["held_out"]["final_step_accuracy"]
     return "\n".join(
@@ -185,9 +128,6 @@ def table(repeats: list[dict]) -> str:
             "",
             f"`train` peak resident memory {rss:.0f} MiB (target <= {TRAIN_RSS_MIB} MiB: "
             f"{'met' if rss <= TRAIN_RSS_MIB else '**missed**'}).",
-            f"{QUEUED} queued experiments, 2 workers: {ours:.0f} s at this commit, {theirs:.0f} s at "
-            f"{QUEUE_BASELINE_REV} (medians): {queue_ratio:.1f}x (target >= {QUEUE_SPEEDUP}x: "
-            f"{'met' if queue_ratio >= QUEUE_SPEEDUP else '**missed**'}).",
             f"Held-out final-step accuracy: reference {reference_held_out:.4f}, pipeline {held_out:.4f}. The reference "
             f"program took {reference_s:.0f} s (median).",
         ]

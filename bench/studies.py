@@ -72,6 +72,7 @@ STUDIES = {
     # Seeds as separate runs and as one population: the same rate, in less time.
     "seeds": Study(("-S 'train.seed=range(0,20)'", "-S train.seed=0 -S train.population=20")),
 }
+SEEDS = re.compile(r"train.seed=[0-9]+")
 QUEUED = re.compile(r"Queued experiment '([^']+)' for future execution")
 # How often the queue is asked whether it is done.
 POLL_S = 2
@@ -153,19 +154,16 @@ def section(result: dict) -> str:
     study = STUDIES[name]
     jobs = result["jobs"]
     commands = [grid["command"] for grid in result["grids"]] + [f"dvc queue start -j {jobs}"]
-    summary = "dvc exp show --json | python -m tools.summarise" + (f" --choose {study.choose}" if study.choose else "")
-    if result.get("confirmations"):  # the same repository holds both: each summary names its seeds
-        summary += f" --where {re.search(r'train.seed=[0-9]+', study.grids[0])[0]}"
-    parts = ["```bash", *commands, summary, "```", "", table(result["rows"])]
+    choose = ["--choose", study.choose] if study.choose else []
+    # Where a study confirms its choices, one repository holds both: each summary names its grid's first seed.
+    where = ["--where", re.search(SEEDS, study.grids[0])[0]] if result.get("confirmations") else []
+    parts = ["```bash", *commands, summary_command(*choose, *where), "```", "", table(result["rows"])]
     if note := agreement(result["rows"]):
         parts += ["", note]
     if study.choose:
         parts += ["", choice_table(result["choices"], study.choose)]
     if result.get("confirmations"):
-        confirmed = (
-            "dvc exp show --json | python -m tools.summarise --where "
-            + re.search(r"train.seed=[0-9]+", study.confirm)[0]
-        )
+        confirmed = summary_command("--where", re.search(SEEDS, study.confirm)[0])
         then = [grid["command"] for grid in result["confirmations"]] + [f"dvc queue start -j {jobs}", confirmed]
         parts += ["", "Then at each chosen value, on fresh seeds:", "", "```bash", *then, "```", ""]
         parts.append(table(result["confirmed"]))
@@ -178,6 +176,11 @@ def section(result: dict) -> str:
             f"With {workers(other['jobs'])}: {seconds(other['grid_walls_s'])} ({ratio:.2f}x the time), {tables}."
         )
     return "\n".join(parts)
+
+
+def summary_command(*options: str) -> str:
+    """The command that turns a sweep's experiments into its tables."""
+    return " ".join(["dvc exp show --json | python -m tools.summarise", *options])
 
 
 def grid_walls(result: dict) -> list[float]:

@@ -67,8 +67,7 @@ def time_suite(clone: Path, *options: str) -> dict:
 def measure(scratch: Path, revs: list[str]) -> dict:
     runs = []
     for index, rev in enumerate(revs):
-        commit = commit_of(rev)
-        assert commit is not None, f"{rev!r} names no commit of {REPO}"
+        commit = commit_of(rev)  # --revs names commits only (`revision`)
         clone = scratch / f"suite-{index}-{commit[:12]}"
         run(scratch, "git", "clone", "--quiet", "--no-checkout", str(REPO), str(clone))
         run(clone, "git", "checkout", "--quiet", "--detach", commit)

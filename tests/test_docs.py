@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench import docs, mutation
+from bench import docs
 from bench.harness import RESULTS
+from devkit import mutation
 from devkit.scratch_repo import REPO
 
 PAGES = {str(path.relative_to(REPO)): path for path in docs.PAGES}
@@ -147,7 +148,7 @@ def test_the_readme_picture_shows_a_flip_flop_as_it_says():
 
 
 def test_every_reason_in_the_mutation_list_names_a_mutant_that_survived():
-    """bench/mutation.toml says why survivors are equivalent: a reason for a mutant that no run left alive is stale."""
+    """devkit/mutation.toml says why survivors are equivalent: a reason for a mutant that no run left alive is stale."""
     survivors = {
         mutant["mutant"]
         for mutants in docs.stored("mutation")["modules"].values()

@@ -1,10 +1,11 @@
-"""Part `mutation`: mutation testing of the modules that decide results, with cosmic-ray. Run only when named.
+"""Part `mutation` of the benchmark, a check that times nothing: mutation testing of the modules that decide results,
+with cosmic-ray. Run only when named.
 
     python -m bench --parts mutation
 
 Each module of MODULES is mutated, one mutant at a time, in a clone of this commit of its own (cosmic-ray edits the
 file in place; two modules run at once), and the tests that cover it run against every mutant; a mutant the tests do
-not fail survived. The score is the share killed. A survivor is listed with its reason from bench/mutation.toml when
+not fail survived. The score is the share killed. A survivor is listed with its reason from devkit/mutation.toml when
 a reason says why no test can tell it apart (an equivalent mutant); any other survivor is listed as open.
 
 Operators: every one of cosmic-ray's, except a binary operator replaced by one of another family (arithmetic, bitwise):
@@ -40,7 +41,7 @@ FAMILIES = (("Add", "Sub", "Mul", "Div", "FloorDiv", "Mod", "Pow"), ("BitOr", "B
 SAMPLE, SAMPLE_SEED = 30, 0
 # Seconds a mutant's tests may run before it counts as killed (a mutant that hangs, as an infinite loop).
 TIMEOUT_S = 300
-EQUIVALENT = REPO / "bench/mutation.toml"
+EQUIVALENT = Path(__file__).with_name("mutation.toml")
 
 
 def excluded(operator: str) -> bool:
@@ -100,7 +101,7 @@ def mutate(scratch: Path, module: str) -> list[dict]:
 
 
 def equivalent() -> dict[str, str]:
-    """Each survivor that no test can tell apart, with why: bench/mutation.toml."""
+    """Each survivor that no test can tell apart, with why: devkit/mutation.toml."""
     return tomllib.loads(EQUIVALENT.read_text())["equivalent"] if EQUIVALENT.exists() else {}
 
 
@@ -129,7 +130,7 @@ def summary(modules: dict[str, list[dict]], equivalent: dict[str, str]) -> dict:
         lines.append(f"| `{module}` | {len(mutants)} | {killed} | {reasoned} | {len(alive) - reasoned} |")
     every = [mutant["killed"] for mutants in modules.values() for mutant in mutants]
     lines.append(f"| all | {len(every)} | {score(sum(every), len(every))} | | |")
-    lines.append("\nThe equivalent survivors, each with why no test can tell it apart: `bench/mutation.toml`.")
+    lines.append("\nThe equivalent survivors, each with why no test can tell it apart: `devkit/mutation.toml`.")
     return {"modules": modules, "survivors": survivors, "table": "\n".join(lines)}
 
 

@@ -1,15 +1,16 @@
-"""Part `reproducibility`: the default run's `train` and `evaluate` (the fused engine) with numba compiling for each
-CPU target of CPU_NAMES, on the same data: model md5, final training loss, held-out metrics
-and the md5s of the files each run writes. Each target compiles into a kernel cache of its own.
+"""Part `reproducibility` of the benchmark, a check that times nothing: the default run's `train` and `evaluate` (the
+fused engine) with numba compiling for each CPU target of CPU_NAMES, on the same data: model md5, final training loss,
+held-out metrics and the md5s of the files each run writes. Each target compiles into a kernel cache of its own.
 
     python -m bench --parts reproducibility
 """
 
 import hashlib
+import json
+import sys
 from pathlib import Path
 
-from bench.harness import read_json, stage
-from devkit.scratch_repo import dvc, make_scratch_repo
+from devkit.scratch_repo import dvc, make_scratch_repo, run
 from devkit.settings import environment
 
 # The CPUs numba compiles the fused kernels for (NUMBA_CPU_NAME): the oldest x86-64, AVX2 (Haswell), AVX-512
@@ -26,9 +27,9 @@ def outputs(repo: Path) -> dict:
     plots = sorted((repo / "metrics/train/plots").rglob("*.tsv"))
     return {
         "model_md5": file_md5(repo / "models/model.keras"),
-        "train_metrics": read_json(repo / "metrics/train/metrics.json"),
+        "train_metrics": json.loads((repo / "metrics/train/metrics.json").read_text()),
         "train_plots_md5": {str(path.relative_to(repo)): file_md5(path) for path in plots},
-        "evaluate": read_json(repo / "metrics/evaluate.json"),
+        "evaluate": json.loads((repo / "metrics/evaluate.json").read_text()),
         "evaluate_md5": file_md5(repo / "metrics/evaluate.json"),
         "evaluate_states_md5": file_md5(repo / "metrics/evaluate_states.csv"),
     }
@@ -45,9 +46,9 @@ def measure(scratch: Path) -> dict:
             {} if cpu == "host" else {"NUMBA_CPU_NAME": cpu, "PARITY_LSTM_CACHE_DIR": str(scratch / f"cache-{cpu}")}
         )
         with environment(**target):
-            train_s = stage(repo, "train")
-            stage(repo, "evaluate")
-        runs.append({"cpu_name": cpu, "train_s": train_s} | outputs(repo))
+            for stage in ("train", "evaluate"):
+                run(repo, sys.executable, "-m", f"stages.{stage}")
+        runs.append({"cpu_name": cpu} | outputs(repo))
         print(f"{cpu}: {runs[-1]['model_md5']}", flush=True)
     return {"runs": runs}
 
