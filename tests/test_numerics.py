@@ -18,7 +18,7 @@ from parity_lstm.data.encoding import one_hot_pairs, running_parity
 from parity_lstm.engines.keras.oracle import keras_model, reference_model
 from parity_lstm.model import Layout, initial_members
 from parity_lstm.numerics import stepwise
-from parity_lstm.numerics.backprop import Adam, gradients
+from parity_lstm.numerics.backprop import Adam, gradients, train_batches
 from parity_lstm.numerics.forward import MIN_LANES_PER_THREAD, probability_of_one, states
 from parity_lstm.scoring import score
 from parity_lstm.trained import TrainedModel
@@ -143,6 +143,24 @@ def test_at_exactly_one_half_the_prediction_is_even_everywhere(tmp_path):
     accuracy = Validation(bits, running_parity(bits), Layout(1)).accuracy(model.weights[None])
     assert accuracy.tolist() == [0.5]
     assert predict_line(model, bits[1]) == "100\t0\t0.5000\t1"
+
+
+@pytest.mark.parametrize("cell, units", [("lstm", 1), ("gru", 2), ("simple_rnn", 3)])
+def test_batches_in_one_kernel_call_give_the_bits_of_a_call_a_batch(cell, units):
+    """What the fused engine trains with: Adam's steps on batches run in one call, the last one smaller."""
+    layout = Layout(units, cell)
+    arrays = padded_batch(90, 30, seed=units)
+    order = np.random.default_rng(units).permutation(90)
+    batches = [np.sort(order[first : first + 32]) for first in range(0, 90, 32)]
+    one_call, a_call_a_batch = (Adam(initial_members(units, 3, layout), 0.01) for _ in range(2))
+    with threads(1):  # one thread runs a batch's lanes: the batches run in one call
+        losses = train_batches(one_call, arrays, batches, layout)
+    for batch, loss in zip(batches, losses, strict=True):
+        gradient, expected = gradients(a_call_a_batch.members, *(array[batch] for array in arrays), layout)
+        a_call_a_batch.apply(gradient)
+        np.testing.assert_array_equal(loss, expected)
+    for state in ("members", "m", "v"):
+        np.testing.assert_array_equal(getattr(one_call, state), getattr(a_call_a_batch, state))
 
 
 def test_the_same_bytes_with_one_thread_or_two():

@@ -165,6 +165,18 @@ def test_sigterm_stops_the_train_stage_like_ctrl_c(repo: Path):
     assert set(before) == {".gitignore", "model.keras", "members.npy"}
 
 
+def test_the_default_run_trains_the_committed_model_byte_for_byte(tmp_path: Path):
+    """However the kernels are called and whatever they cost, the reference experiment trains the model committed in
+    dvc.lock."""
+    repo = make_scratch_repo(tmp_path)
+    dvc(repo, "repro", "train")
+    locked = yaml.safe_load((REPO / "dvc.lock").read_text())["stages"]["train"]["outs"]
+    models = {out["path"]: out["md5"] for out in locked if out["path"].startswith("models/")}
+    assert models.keys() == {"models/model.keras", "models/members.npy"}
+    for path, md5 in models.items():
+        assert hashlib.md5((repo / path).read_bytes()).hexdigest() == md5, path
+
+
 def test_two_clean_runs_give_identical_bytes_and_dvc_lock(trained_repo, tmp_path: Path):
     first, second = trained_repo.path, make_scratch_repo(tmp_path, TINY_PARAMS)
     dvc(second, "repro")
@@ -224,6 +236,12 @@ def test_each_stage_opens_exactly_the_data_its_dvc_yaml_deps_name(footprints: di
 def test_the_default_path_never_loads_tensorflow_or_keras(footprints: dict, command: str):
     assert {"tensorflow", "keras"}.isdisjoint(footprints[command]["packages"])
     assert "numpy" in footprints[command]["packages"]  # the list is the real one
+
+
+def test_predict_of_a_short_string_never_loads_numba(footprints: dict):
+    """It runs stepwise (parity_lstm/numerics/stepwise.py): numba's start is most of what a short run would cost."""
+    assert "numba" not in footprints["predict"]["packages"]
+    assert "numba" in footprints["evaluate"]["packages"]  # the list names numba where it is loaded
 
 
 def test_evaluate_scores_the_test_set(repo: Path):

@@ -33,10 +33,10 @@ def test_parse_bits_rejects_more_than_the_limit():
         parse_bits("1" * (MAX_BITS + 1))
 
 
-def predict(folder: Path, *arguments: str, lines: str = "", python: tuple = ()) -> subprocess.CompletedProcess:
-    """`python -m tools.predict` in `folder`, as a user runs it there (with the interpreter's options `python`)."""
+def predict(folder: Path, *arguments: str, lines: str = "") -> subprocess.CompletedProcess:
+    """`python -m tools.predict` in `folder`, as a user runs it there."""
     return subprocess.run(
-        [sys.executable, *python, "-m", "tools.predict", *arguments],
+        [sys.executable, "-m", "tools.predict", *arguments],
         input=lines,
         cwd=folder,
         env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -68,14 +68,6 @@ def test_predict_prints_parity_for_each_line_and_reports_bad_ones(flip_flop_fold
         "predict: sequence 3: empty sequence",
         "predict: sequence 4: '10a' is not a string of 0 and 1",
     ]
-
-
-def test_a_short_prediction_never_starts_numba(flip_flop_folder: Path):
-    """A few short strings run stepwise: numba, whose start is most of what a short run would cost, is not imported."""
-    result = predict(flip_flop_folder, "1011001", "0110", python=("-X", "importtime"))
-    assert [line.split("\t")[:2] for line in result.stdout.splitlines()] == [["1011001", "0"], ["0110", "0"]]
-    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
-    assert "numpy" in imported and "numba" not in imported
 
 
 def test_predict_takes_sequences_as_arguments_and_ignores_stdin_then(flip_flop_folder: Path):

@@ -32,17 +32,24 @@ def rows_order(rng: np.random.Generator, count: int, window: int, start: int) ->
     return rng.permutation(min(window, count - start))
 
 
-def epoch_batches(
+def epoch_windows(
     bits: np.ndarray, parity: np.ndarray, loss_factors: np.ndarray, batch_size: int, rng: np.random.Generator
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """One epoch of (bits, parity, loss factors) batches, each window read in one sequential pass, its rows gathered
-    in ascending order."""
+) -> Iterator[tuple[tuple[np.ndarray, np.ndarray, np.ndarray], list[np.ndarray]]]:
+    """One epoch, a window at a time: its (bits, parity, loss factors) in memory, read in one sequential pass, and its
+    batches in order, each the window's rows it gathers, ascending."""
     count, seq_len = bits.shape
     window = window_rows(seq_len, batch_size)
     for start in window_order(rng, count, window):
         rows = slice(start, start + window)
         arrays = np.asarray(bits[rows]), np.asarray(parity[rows]), np.asarray(loss_factors[rows])
         order = rows_order(rng, count, window, start)
-        for first in range(0, len(order), batch_size):
-            batch = np.sort(order[first : first + batch_size])
+        yield arrays, [np.sort(order[first : first + batch_size]) for first in range(0, len(order), batch_size)]
+
+
+def epoch_batches(
+    bits: np.ndarray, parity: np.ndarray, loss_factors: np.ndarray, batch_size: int, rng: np.random.Generator
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """One epoch of (bits, parity, loss factors) batches, gathered from `epoch_windows`."""
+    for arrays, batches in epoch_windows(bits, parity, loss_factors, batch_size, rng):
+        for batch in batches:
             yield tuple(array[batch] for array in arrays)

@@ -220,11 +220,16 @@ def thread_pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(threads, thread_name_prefix="kernels")
 
 
+def threads_for(lanes: int) -> int:
+    """The threads that share `lanes`: NUMBA_NUM_THREADS at most (default: the CPUs); the results do not depend on
+    it."""
+    return max(1, min(numba.config.NUMBA_NUM_THREADS, lanes // MIN_LANES_PER_THREAD))
+
+
 def in_chunks(run, lanes: int) -> None:
-    """run(first_chunk, last_chunk) over every chunk of lanes, split between threads when there are enough lanes.
-    NUMBA_NUM_THREADS sets the most threads (default: the CPUs); the results do not depend on it."""
+    """run(first_chunk, last_chunk) over every chunk of lanes, split between threads when there are enough lanes."""
     chunks = -(-lanes // LANES)
-    threads = max(1, min(numba.config.NUMBA_NUM_THREADS, lanes // MIN_LANES_PER_THREAD))
+    threads = threads_for(lanes)
     if threads == 1:
         return run(0, chunks)
     bounds = [chunks * n // threads for n in range(threads + 1)]
