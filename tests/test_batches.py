@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from parity_lstm.data import batches as batches_module
-from parity_lstm.data.batches import epoch_batches
+from parity_lstm.data.batches import epoch_windows
 from parity_lstm.data.encoding import one_hot_pairs, running_parity
 from parity_lstm.data.files import load_bits, load_loss_factors, load_parity
 from parity_lstm.engines.keras.batches import shuffled_batches
@@ -34,7 +34,8 @@ def test_batches_hold_every_row_once_an_epoch_in_a_new_order(monkeypatch, window
     # The fused engine's batches: the same rows in the same order, epoch after epoch, from the same seed.
     rng = np.random.default_rng(0)
     for batches in epochs:
-        fused = list(epoch_batches(bits, running_parity(bits), factors, 4, rng))
+        windows = epoch_windows(bits, running_parity(bits), factors, 4, rng)
+        fused = [tuple(array[batch] for array in arrays) for arrays, rows in windows for batch in rows]
         assert len(fused) == len(batches)
         for (inputs, targets, batch_factors), (fused_bits, fused_parity, fused_factors) in zip(
             batches, fused, strict=True

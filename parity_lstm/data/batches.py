@@ -44,12 +44,3 @@ def epoch_windows(
         arrays = np.asarray(bits[rows]), np.asarray(parity[rows]), np.asarray(loss_factors[rows])
         order = rows_order(rng, count, window, start)
         yield arrays, [np.sort(order[first : first + batch_size]) for first in range(0, len(order), batch_size)]
-
-
-def epoch_batches(
-    bits: np.ndarray, parity: np.ndarray, loss_factors: np.ndarray, batch_size: int, rng: np.random.Generator
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """One epoch of (bits, parity, loss factors) batches, gathered from `epoch_windows`."""
-    for arrays, batches in epoch_windows(bits, parity, loss_factors, batch_size, rng):
-        for batch in batches:
-            yield tuple(array[batch] for array in arrays)

@@ -10,7 +10,7 @@ def shuffled_batches(
     bits: np.ndarray, parity: np.ndarray, loss_factors: np.ndarray, batch_size: int, seed: int
 ) -> tf.data.Dataset:
     """Batches of (pair-encoded bits, pair-encoded parity, loss factors) in a new random order every epoch, the
-    order `epoch_batches` gives for this seed; one of them smaller when the batch size does not divide the rows.
+    order `epoch_windows` gives for this seed; one of them smaller when the batch size does not divide the rows.
     Batches are gathered inside TensorFlow while the previous ones train.
     The batch dimension stays unknown (None) to Keras, so its XLA step is traced once; with plain arrays the
     smaller last batch makes Keras retrace and recompile it twice more.
