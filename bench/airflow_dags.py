@@ -1,125 +1,125 @@
-"""Part `airflow`: AIRFLOW_SEEDS default-size experiments (seeds 0 on) two at a time, by `dvc queue start -j 2` in a
-scratch repo whose default run is done and by the `parity_lstm_sweep` DAG on the cluster of dags/cluster/up (Celery,
-two workers) after `parity_lstm_pipeline` has done the default run: wall time from queueing or triggering to the last
-result. Then other seeds while the API server, Redis and PostgreSQL are each down for OUTAGE_S seconds in turn: the
-delay over the quiet sweep and the experiments trained more than once. Last, a worker killed while it trains: how long
-until the retry starts.
+"""Part `airflow`: the cells study of docs/results.md (bench/studies.py) by `dvc queue start -j 2` in a scratch repo
+whose default run is done, then by the `parity_lstm_sweep` DAG on the cluster of dags/cluster/up (Celery, two
+workers) after `parity_lstm_pipeline` has done the default run; then the study again on the cluster with each fault
+of FAULTS in turn, each once an experiment trains. Each run: its wall time, the trainings each experiment's tries
+finished (a finished training is followed by `evaluate`), its tries, and whether its table is the queue's.
 
     python -m bench --parts airflow
 
 (Not `bench/airflow.py`: a module of that name could shadow the `airflow` package.)
 """
 
+import os
+import shlex
+import signal
 import time
 from pathlib import Path
 
-from bench.harness import default_run_repo
-from bench.studies import run_grid
-from devkit.cluster import Cluster, wait_until
+from bench.studies import STUDIES, run_study
+from devkit.cluster import FINISHED, Cluster, wait_until
 from devkit.scratch_repo import make_scratch_repo
+from devkit.settings import environment
+from tools import summarise
 
-AIRFLOW_SEEDS = 8
+STUDY = "cells"
 SWEEP_DAG = "parity_lstm_sweep"
-OUTAGE_S = 30
+OUTAGE_S = 60
+# Seconds any task may run: past the study's longest experiment held up by an outage. A stopped task costs this.
+TASK_TIMEOUT_S = 600
+FAULTS = {
+    "stop": "a task stopped (SIGSTOP)",
+    "worker": "a worker killed (SIGKILL)",
+    "api-server": f"the API server down {OUTAGE_S} s",
+    "postgres": f"PostgreSQL down {OUTAGE_S} s",
+    "redis": f"Redis down {OUTAGE_S} s",
+}
 
 
-def timed_run(cluster: Cluster, dag_id: str, run_id: str, conf: dict) -> float:
-    """Seconds from triggering a DAG run to its end, which must be a success."""
+def inject(cluster: Cluster, run_id: str, fault: str) -> None:
+    """One fault of FAULTS, once an experiment of the run trains."""
+
+    def trainings() -> list:
+        assert cluster.run_state(run_id) not in FINISHED, f"{run_id} ended before {FAULTS[fault]}"
+        return cluster.trainings()
+
+    worker, process = wait_until(trainings, 1800, "an experiment training", 0.5)[0]
+    print(f"{FAULTS[fault]}, worker{worker} training", flush=True)
+    if fault == "stop":
+        os.killpg(os.getpgid(process.pid), signal.SIGSTOP)
+    elif fault == "worker":
+        cluster.kill_worker(worker)
+    else:
+        with cluster.down(fault):
+            time.sleep(OUTAGE_S)
+
+
+def study_run(cluster: Cluster, run_id: str, faults: tuple[str, ...] = ()) -> dict:
+    """The study through the sweep DAG, with `faults` in turn: wall time, trainings and tries per experiment, table."""
+    grid = shlex.split(STUDIES[STUDY].grids[0])[1::2]  # the values of `-S value ...`
     started = time.perf_counter()
-    assert cluster.trigger(dag_id, run_id, conf).returncode == 0
-    assert cluster.wait_for_run(run_id, 3600) == "success", f"{dag_id} run {run_id} failed: see {cluster.folder}"
-    elapsed = time.perf_counter() - started
-    print(f"{dag_id} {run_id}: {elapsed:.0f} s", flush=True)
-    return elapsed
-
-
-def outages(cluster: Cluster) -> dict:
-    """The sweep of seeds AIRFLOW_SEEDS to 2 * AIRFLOW_SEEDS - 1 with the API server, Redis and PostgreSQL each down for
-    OUTAGE_S seconds once the first experiment trains: its wall time, and the trainings each experiment's tries
-    finished (a finished training is followed by `evaluate`)."""
-    run_id = "outages"
-    started = time.perf_counter()
-    grid = {"grid": {"train.seed": list(range(AIRFLOW_SEEDS, 2 * AIRFLOW_SEEDS))}}
-    assert cluster.trigger(SWEEP_DAG, run_id, grid).returncode == 0
-
-    def training() -> bool:
-        logs = (cluster.task_logs(run_id, "experiment", index).values() for index in range(AIRFLOW_SEEDS))
-        return any("Running stage 'train'" in log for tries in logs for _, log in tries)
-
-    wait_until(training, 600, "an experiment training", 0.2)
-    cluster.restart_each(OUTAGE_S)
-    assert cluster.wait_for_run(run_id, 3600) == "success"
+    assert cluster.trigger(SWEEP_DAG, run_id, {"grid": grid}).returncode == 0
+    for fault in faults:
+        inject(cluster, run_id, fault)
+    assert cluster.wait_for_run(run_id, 4 * 3600) == "success", f"{run_id} failed: see {cluster.folder}"
     wall_s = time.perf_counter() - started
-    trainings = [
-        sum("Running stage 'evaluate'" in log for _, log in cluster.task_logs(run_id, "experiment", index).values())
-        for index in range(AIRFLOW_SEEDS)
-    ]
-    tries = [ti["try_number"] for ti in cluster.task_instances(run_id) if ti["task_id"] == "experiment"]
-    print(f"{SWEEP_DAG} {run_id}: {wall_s:.0f} s, trainings {trainings}, tries {tries}", flush=True)
-    return {"outage_s": OUTAGE_S, "wall_s": wall_s, "trainings": trainings, "tries": tries}
-
-
-def worker_death(cluster: Cluster) -> dict:
-    """Kill the worker of a one-experiment sweep once its train stage runs; seconds to the retry's start and end."""
-    run_id = "worker_death"
-    assert cluster.trigger(SWEEP_DAG, run_id, {"grid": {"train.seed": [AIRFLOW_SEEDS]}}).returncode == 0
-
-    def training_worker() -> int | None:
-        for worker, log in cluster.task_logs(run_id, "experiment", 0).values():
-            if "Running stage 'train'" in log:
-                return worker
-        return None
-
-    worker = wait_until(training_worker, 600, "the experiment training", 0.2)
-    cluster.kill_worker(worker)
-    killed_at = time.time()
-    assert cluster.wait_for_run(run_id, 3600) == "success"
-    (retried,) = [ti for ti in cluster.task_instances(run_id) if ti["task_id"] == "experiment"]
-    result = {
-        "heartbeat_timeout_s": int(cluster.env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"]),
-        "to_retry_start_s": retried["start_date"].timestamp() - killed_at,
-        "to_retry_end_s": retried["end_date"].timestamp() - killed_at,
-    }
-    print(f"worker{worker} killed while training: the retry started {result['to_retry_start_s']:.0f} s later")
+    experiments = [ti for ti in cluster.task_instances(run_id) if ti["task_id"] == "experiment"]
+    logs = [cluster.task_logs(run_id, "experiment", ti["map_index"]).values() for ti in experiments]
+    trainings = [sum("Running stage 'evaluate'" in log for _, log in tries) for tries in logs]
+    (returned,) = cluster.query("select value from xcom where run_id = %s and task_id = 'convergence'", run_id)
+    result = {"faults": list(faults), "wall_s": wall_s, "trainings": trainings, "table": returned[0]}
+    result["tries"] = {ti["task_id"]: ti["try_number"] for ti in cluster.task_instances(run_id) if ti["map_index"] < 0}
+    result["tries"]["experiment"] = [ti["try_number"] for ti in experiments]
+    print(f"{SWEEP_DAG} {run_id}: {wall_s:.0f} s, trainings {trainings}, tries {result['tries']}", flush=True)
     return result
 
 
 def measure(scratch: Path) -> dict:
-    queue_repo = default_run_repo(scratch / "queue")
-    queued_run = run_grid(queue_repo, f"-S 'train.seed=range(0,{AIRFLOW_SEEDS})'", jobs=2)
-    queue_s = queued_run["wall_s"]
+    queued = run_study(STUDY, scratch / "queue", jobs=2)
+    queue_table = "\n\n".join(filter(None, [summarise.table(queued["rows"]), summarise.agreement(queued["rows"])]))
 
     started = time.perf_counter()
-    with Cluster.started(scratch / "cluster", make_scratch_repo(scratch / "cluster-repo")) as cluster:
+    repo = make_scratch_repo(scratch / "cluster-repo")
+    # Each worker's kernels on its share of the cores, as the queue's workers run them (bench/studies.py).
+    threads = str(max(1, (os.cpu_count() or 1) // 2))
+    with (
+        environment(NUMBA_NUM_THREADS=threads),
+        Cluster.started(scratch / "cluster", repo, task=TASK_TIMEOUT_S) as cluster,
+    ):
         startup_s = time.perf_counter() - started
-        pipeline_s = timed_run(cluster, "parity_lstm_pipeline", "default_run", {})
-        grid = {"grid": {"train.seed": list(range(AIRFLOW_SEEDS))}}
-        cluster_s = timed_run(cluster, SWEEP_DAG, "seeds", grid)
-        faulted = outages(cluster)
-        death = worker_death(cluster)
-
+        assert cluster.trigger("parity_lstm_pipeline", "default_run", {}).returncode == 0
+        assert cluster.wait_for_run("default_run", 1800) == "success"
+        runs = [study_run(cluster, "quiet"), study_run(cluster, "faults", tuple(FAULTS))]
+        heartbeat_timeout_s = int(cluster.env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"])
+    for run in runs:
+        run["same_table"] = run.pop("table").strip() == queue_table
     return {
-        "queue_s": queue_s,
-        "cluster_s": cluster_s,
+        "queue_s": queued["wall_s"],
+        "experiments": len(queued["grids"][0]["experiments"]),
+        "runs": runs,
         "startup_s": startup_s,
-        "pipeline_s": pipeline_s,
-        "outages": faulted,
-        "worker_death": death,
+        "heartbeat_timeout_s": heartbeat_timeout_s,
+        "task_timeout_s": TASK_TIMEOUT_S,
     }
 
 
 def table(result: dict) -> str:
-    """The sweep's wall times, quiet and under faults, with what a worker's death costs."""
-    death, faults = result["worker_death"], result["outages"]
-    return "\n".join(
-        [
-            f"| {AIRFLOW_SEEDS} default-size experiments, 2 at a time | wall |",
-            "| --- | --- |",
-            f"| `dvc queue start -j 2` | {result['queue_s']:.0f} s |",
-            f"| `parity_lstm_sweep` on `dags/cluster/up` (2 Celery workers) | {result['cluster_s']:.0f} s |",
-            f"| the same, other seeds, the API server, Redis and PostgreSQL each down {faults['outage_s']} s "
-            f"(trainings per experiment: {', '.join(map(str, faults['trainings']))}) | {faults['wall_s']:.0f} s |",
-            f"| `dags/cluster/up` | {result['startup_s']:.0f} s |",
-            f"| a worker killed mid-training: until its task's retry starts | {death['to_retry_start_s']:.0f} s |",
-        ]
-    )
+    """The study's wall times, by the queue and on the cluster, quiet and under faults."""
+    quiet = result["runs"][0]["wall_s"]
+    rows = [
+        f"| the cells study, {result['experiments']} experiments, 2 at a time | wall | over quiet | trainings "
+        "per experiment | tries | table |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| `dvc queue start -j 2` | {result['queue_s']:.0f} s | | 1 each | | |",
+    ]
+    for run in result["runs"]:
+        what = "; ".join(FAULTS[fault] for fault in run["faults"]) or "quiet"
+        trainings = "1 each" if set(run["trainings"]) == {1} else ", ".join(map(str, run["trainings"]))
+        tries = sum(run["tries"]["experiment"]) + run["tries"]["plan"] + run["tries"]["convergence"]
+        tasks = len(run["tries"]["experiment"]) + 2
+        same = "the queue's" if run["same_table"] else "**another**"
+        rows.append(
+            f"| `{SWEEP_DAG}` on `dags/cluster/up`, {what} | {run['wall_s']:.0f} s | {run['wall_s'] - quiet:+.0f} s "
+            f"| {trainings} | {tries} for {tasks} tasks | {same} |"
+        )
+    rows.append(f"| `dags/cluster/up` | {result['startup_s']:.0f} s | | | | |")
+    return "\n".join(rows)

@@ -185,7 +185,7 @@ def push_metrics(work: Path) -> None:
 
 def pushed_before(work: Path, name: str) -> bool:
     """Whether the repository holds the experiment `name` of this checkout's commit and params, pushed by an earlier
-    try of the same task; then fetched, with its outputs, and applied."""
+    try of the same task (on any worker); then fetched, with its outputs from the DVC remote, and applied."""
     (commit,) = run(work, "git", "rev-parse", "HEAD", data=True).split()
     # DVC keeps an experiment at refs/exps/<the commit's first 2 hex digits>/<the other 38>/<name>.
     ref = f"refs/exps/{commit[:2]}/{commit[2:]}/{name}"
@@ -193,15 +193,15 @@ def pushed_before(work: Path, name: str) -> bool:
         return False
     params = (work / "params.yaml").read_text()
     try:
-        dvc(work, "exp", "pull", "--force", "origin", name)  # fails if its outputs are not all in the remote
+        dvc(work, "exp", "pull", "--force", "origin", name)
         kept = run(work, "git", "show", f"{ref}:params.yaml", data=True) == params  # else not this task's
+        if kept:
+            dvc(work, "exp", "apply", name)  # fails if an output is in neither this worker's cache nor the remote
     except CommandFailed:
         kept = False  # not whole: run it again
     if not kept:  # the local copy goes, so that this try's run of the same name does not conflict with it
         run(work, "git", "update-ref", "-d", ref)
-        return False
-    dvc(work, "exp", "apply", name)
-    return True
+    return kept
 
 
 def record_experiment(work: Path, name: str) -> str:
@@ -210,11 +210,15 @@ def record_experiment(work: Path, name: str) -> str:
 
     Name it after the DAG run and task, so that a retry finds what an earlier try pushed, and one it cannot verify
     it replaces, never duplicates. Stages run before (by this run or any other) are restored from the run-cache.
+    The experiment's ref goes last, once all its data is in the DVC remote: a try that dies before it leaves no ref,
+    and its retry runs the experiment again (restoring what reached the run-cache); one that dies after it leaves a
+    whole experiment, which a retry on any worker keeps.
     """
     if pushed_before(work, name):
         print(f"{name}: pushed by an earlier try, with this commit and params: kept, not run again", flush=True)
-    else:
-        dvc(work, "exp", "run", "--pull", "--name", name)
-        dvc(work, "exp", "push", "--force", "--run-cache", "origin", name)
+        return name
+    dvc(work, "exp", "run", "--pull", "--name", name)
+    dvc(work, "push", "--run-cache")  # the workspace holds the experiment's outputs
     push_metrics(work)
+    dvc(work, "exp", "push", "--force", "--no-cache", "origin", name)
     return name

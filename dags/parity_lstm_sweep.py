@@ -73,8 +73,9 @@ def plan(params=None) -> list[dict]:
         return [{"commit": commit_of(work), "set_params": set_params} for set_params in runs]
 
 
-# A retry waits RETRY_DELAY after a failure, or after the scheduler has given up on a silent worker, twice as long
-# after each further failure, MAX_RETRY_DELAY at most: RETRIES outlast a control-plane outage of a few minutes.
+# A retry waits RETRY_DELAY after a failure (a pull or push that failed, a task that hung, a worker that died), twice as
+# long after each further failure, MAX_RETRY_DELAY at most. An outage of the control plane or the broker spends none:
+# dags/cluster/up makes the workers and the scheduler wait it out.
 RETRIES, RETRY_DELAY, MAX_RETRY_DELAY = 5, timedelta(seconds=10), timedelta(minutes=3)
 RETRYING = {
     "retries": RETRIES,

@@ -131,6 +131,17 @@ class Cluster:
                 return [worker_process, *worker_process.children(recursive=True)]
         return []
 
+    def trainings(self) -> list[tuple[int, psutil.Process]]:
+        """Each worker whose experiment trains now, not stopped, with the train stage's process (in the task's process
+        group, with the task process and DVC)."""
+        found = []
+        for worker in WORKERS:
+            for process in self.worker_processes(worker):
+                with suppress(psutil.Error):
+                    if "stages.train" in process.cmdline() and process.status() != psutil.STATUS_STOPPED:
+                        found.append((worker, process))
+        return found
+
     def kill_worker(self, worker: int) -> None:
         """SIGKILL to the worker and everything it started, as if its machine died; supervisord then starts the
         worker anew, as a machine would when it comes back."""
@@ -161,13 +172,6 @@ class Cluster:
             assert "stopped" in self.supervised("stop", part), self.supervised("status")
             yield
             assert "started" in self.supervised("start", part), self.supervised("status")
-
-    def restart_each(self, down_s: float, parts=("api-server", "redis", "postgres"), settle_s: float = 10) -> None:
-        """Each part down for `down_s` seconds, one after the other, `settle_s` seconds apart."""
-        for part in parts:
-            with self.down(part):
-                time.sleep(down_s)
-            time.sleep(settle_s)
 
     @staticmethod
     def postgres(*args: str) -> None:

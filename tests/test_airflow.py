@@ -105,9 +105,11 @@ def test_bad_set_params_fail_a_task_before_any_dvc_command_runs(tmp_path: Path, 
 def test_a_retried_experiment_task_keeps_what_an_earlier_try_pushed_and_trains_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ):
-    """The sweep's `experiment` task, its first try failing after `dvc exp push` (in the metrics' push, as a lost
-    connection or Airflow's own bookkeeping would): the retry finds that experiment in the remote, of its commit and
-    params, and keeps it. The same name with other params is not its own: that one is run and replaced."""
+    """The sweep's `experiment` task, its first try killed the moment its experiment's ref reached the repository,
+    before `dvc exp push` sent any data (as a try killed halfway through that push): the retry, in a checkout of its
+    own with an empty DVC cache (another worker's), finds that experiment whole in the remote, of its commit and
+    params, and keeps it. The same name with other params is not its own: that one is run and replaced. A try killed
+    before its ref left no experiment: its retry runs it again, restoring from the run-cache what the try pushed."""
     monkeypatch.syspath_prepend(str(REPO / "dags"))  # as Airflow puts the DAG folder on sys.path
     import parity_lstm_checkout
     import parity_lstm_sweep
@@ -116,30 +118,33 @@ def test_a_retried_experiment_task_keeps_what_an_earlier_try_pushed_and_trains_n
     commit = run(repo, "git", "rev-parse", "HEAD").strip()
     conf = {"repo": str(repo), "set_params": [], "rev": "HEAD"}
 
-    def try_task(*set_params: str) -> str:
+    def try_task(*set_params: str, map_index: int = 0) -> str:
         """A try of the task; what it printed."""
         task = parity_lstm_sweep.experiment.function
         planned = {"commit": commit, "set_params": list(set_params)}
         capsys.readouterr()
-        assert task(planned, params=conf, run_id="manual__retried", ti=SimpleNamespace(map_index=0))
+        assert task(planned, params=conf, run_id="manual__retried", ti=SimpleNamespace(map_index=map_index))
         return capsys.readouterr().out
 
     def refs() -> dict[str, str]:
         listed = run(repo, "git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps")
         return dict(line.split() for line in listed.splitlines())
 
-    pushed = parity_lstm_checkout.push_metrics
+    pushed = parity_lstm_checkout.dvc
 
-    def lost_connection(work: Path) -> None:
-        raise ConnectionError("lost the remote")
+    def killed_after_the_ref(work: Path, *args: str, data: bool = False) -> str:
+        if args[:2] != ("exp", "push"):
+            return pushed(work, *args, data=data)
+        pushed(work, *args, *(["--no-cache"] if "--no-cache" not in args else []))
+        raise ConnectionError("killed after its push")
 
-    monkeypatch.setattr(parity_lstm_checkout, "push_metrics", lost_connection)
+    monkeypatch.setattr(parity_lstm_checkout, "dvc", killed_after_the_ref)
     with pytest.raises(ConnectionError):
         try_task("train.epochs=1")
     (first_ref, first_commit), *others = refs().items()
     assert not others and first_ref.endswith("/manual__retried-0")
 
-    monkeypatch.setattr(parity_lstm_checkout, "push_metrics", pushed)
+    monkeypatch.setattr(parity_lstm_checkout, "dvc", pushed)
     retried = try_task("train.epochs=1")
     assert "Running stage" not in retried and "kept, not run again" in retried
     assert refs() == {first_ref: first_commit}
@@ -149,3 +154,16 @@ def test_a_retried_experiment_task_keeps_what_an_earlier_try_pushed_and_trains_n
     assert "Running stage 'train'" in other
     assert list(refs()) == [first_ref] and refs()[first_ref] != first_commit
     assert experiments(repo)["manual__retried-0"]["train"]["epochs"] == 2
+
+    def killed_before_the_ref(work: Path, *args: str, data: bool = False) -> str:
+        if args[:2] == ("exp", "push"):
+            raise ConnectionError("killed before its ref")
+        return pushed(work, *args, data=data)
+
+    monkeypatch.setattr(parity_lstm_checkout, "dvc", killed_before_the_ref)
+    with pytest.raises(ConnectionError):
+        try_task("train.epochs=3", map_index=1)
+    assert not [ref for ref in refs() if ref.endswith("-1")]
+    monkeypatch.setattr(parity_lstm_checkout, "dvc", pushed)
+    redone = try_task("train.epochs=3", map_index=1)
+    assert "Running stage 'train'" not in redone and "Stage 'train' is cached - skipping run" in redone
