@@ -26,12 +26,9 @@ SWEEP_DAG = "parity_lstm_sweep"
 OUTAGE_S = 60
 # Seconds any task may run: past the study's longest experiment held up by an outage. A stopped task costs this.
 TASK_TIMEOUT_S = 600
-FAULTS = {
-    "stop": "a task stopped (SIGSTOP)",
-    "worker": "a worker killed (SIGKILL)",
-    "api-server": f"the API server down {OUTAGE_S} s",
-    "postgres": f"PostgreSQL down {OUTAGE_S} s",
-    "redis": f"Redis down {OUTAGE_S} s",
+DOWN = {"api-server": "the API server", "postgres": "PostgreSQL", "redis": "Redis"}
+FAULTS = {"stop": "a task stopped (SIGSTOP)", "worker": "a worker killed (SIGKILL)"} | {
+    part: f"{name} down {OUTAGE_S} s" for part, name in DOWN.items()
 }
 
 
@@ -77,8 +74,7 @@ def measure(scratch: Path) -> dict:
     queued = run_study(STUDY, scratch / "queue", jobs=2)
     queue_table = "\n\n".join(filter(None, [summarise.table(queued["rows"]), summarise.agreement(queued["rows"])]))
 
-    # Each run on a cluster of its own: a second run of the same grid on one cluster would restore every stage from
-    # the run-cache, and train nothing.
+    # Each run on a cluster of its own: on the same one, the second would restore every stage from the run-cache.
     runs = [cluster_run(scratch / "quiet", ()), cluster_run(scratch / "faults", tuple(FAULTS))]
     for run in runs:
         run["same_table"] = run.pop("table").strip() == queue_table
@@ -111,8 +107,7 @@ def table(result: dict) -> str:
     """The study's wall times, by the queue and on the cluster, quiet and under faults."""
     quiet = result["runs"][0]["wall_s"]
     rows = [
-        f"| the cells study, {result['experiments']} experiments, 2 at a time | wall | over quiet | trainings "
-        "per experiment | tries | table |",
+        f"| {result['experiments']} experiments, 2 at a time | wall | over quiet | trainings | tries | table |",
         "| --- | --- | --- | --- | --- | --- |",
         f"| `dvc queue start -j 2` | {result['queue_s']:.0f} s | | 1 each | | |",
     ]

@@ -88,8 +88,8 @@ def test_a_grid_with_a_bad_value_fails_plan_in_one_line_and_no_experiment_runs(c
 class Sweep:
     run_id: str
     broker_back: float  # time.time() when Redis was started again
-    killed: dict  # the task instance whose worker was killed after its push, as it was then
-    killed_worker: int
+    killed: dict  # the task instance killed after its push, as it was then
+    killed_worker: int  # the worker it ran on
     ui_log: tuple[int, list[str]]  # a map index worker1 ran, and its log's messages as the UI showed them then
     wall_s: float  # from its trigger to its end
 
@@ -151,7 +151,7 @@ def sweep(cluster: Cluster) -> Sweep:
                     return ti["map_index"], attempt
         return None
 
-    # While worker1 lives (its log server with it), the UI's view of a log it wrote.
+    # The UI's view of a log worker1 wrote (the API server asks worker1's log server).
     index, attempt = wait_until(finished_by_worker1, 300, "an experiment finished by worker1", 0.2)
     seen_in_ui = index, ui_log(cluster, run_id, index, attempt)
 
