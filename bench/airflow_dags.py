@@ -2,7 +2,7 @@
 whose default run is done, then by the `parity_lstm_sweep` DAG on the cluster of dags/cluster/up (Celery, two
 workers) after `parity_lstm_pipeline` has done the default run; then the same on a fresh cluster with each fault of
 FAULTS in turn, each once an experiment trains. Each run: its wall time, the trainings each experiment's tries
-finished (a finished training is followed by `evaluate`), its tries, and whether its table is the queue's.
+finished, its tries, and whether its table is the queue's.
 
     python -m bench --parts airflow
 
@@ -60,8 +60,7 @@ def study_run(cluster: Cluster, run_id: str, faults: tuple[str, ...] = ()) -> di
     assert cluster.wait_for_run(run_id, 4 * 3600) == "success", f"{run_id} failed: see {cluster.folder}"
     wall_s = time.perf_counter() - started
     experiments = [ti for ti in cluster.task_instances(run_id) if ti["task_id"] == "experiment"]
-    logs = [cluster.task_logs(run_id, "experiment", ti["map_index"]).values() for ti in experiments]
-    trainings = [sum("Running stage 'evaluate'" in log for _, log in tries) for tries in logs]
+    trainings = [cluster.trainings_finished(run_id, ti["map_index"]) for ti in experiments]
     (returned,) = cluster.query("select value from xcom where run_id = %s and task_id = 'convergence'", run_id)
     result = {"faults": list(faults), "wall_s": wall_s, "trainings": trainings, "table": returned[0]}
     result["tries"] = {ti["task_id"]: ti["try_number"] for ti in cluster.task_instances(run_id) if ti["map_index"] < 0}

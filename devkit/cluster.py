@@ -117,6 +117,13 @@ class Cluster:
                 logs[int(log.stem.removeprefix("attempt="))] = (worker, "\n".join(events))
         return logs
 
+    def trainings_finished(self, run_id: str, map_index: int) -> int:
+        """How many tries of an experiment task finished their training: a finished training is followed by
+        `evaluate`."""
+        return sum(
+            "Running stage 'evaluate'" in log for _, log in self.task_logs(run_id, "experiment", map_index).values()
+        )
+
     def supervised(self, *args: str) -> str:
         """`supervisorctl` of the cluster's supervisord, which runs its Airflow parts; its output."""
         command = [sys.executable, "-m", "supervisor.supervisorctl", "-c", self.env["PARITY_LSTM_SUPERVISOR_CONF"]]

@@ -348,13 +348,7 @@ def test_a_control_plane_down_a_minute_at_a_time_ends_no_task_and_nothing_trains
     tries = {(ti["task_id"], ti["map_index"]): ti["try_number"] for ti in tasks}
     assert tries.pop(("experiment", faulted.stopped["map_index"])) == 2
     assert set(tries.values()) == {1}, tries
-    trainings = {
-        index: sum(
-            "Running stage 'evaluate'" in log
-            for _, log in cluster.task_logs(faulted.run_id, "experiment", index).values()
-        )
-        for index in range(len(FAULT_SEEDS))
-    }
+    trainings = {index: cluster.trainings_finished(faulted.run_id, index) for index in range(len(FAULT_SEEDS))}
     assert trainings == dict.fromkeys(range(len(FAULT_SEEDS)), 1), trainings
     print(
         f"{len(FAULT_SEEDS)} experiments in {faulted.wall_s:.0f} s with {', '.join(CONTROL_PLANE)} each down "
