@@ -28,11 +28,13 @@ def environment(**variables: str | None) -> Iterator[None]:
 
 @contextmanager
 def threads(count: int):
-    """The fused engine's threads at most (what NUMBA_NUM_THREADS sets for a process)."""
+    """The fused engine's threads at most, in this thread: `numba.set_num_threads`, which cannot exceed the
+    NUMBA_NUM_THREADS the process started with (default: its CPUs)."""
     import numba
 
-    before, numba.config.NUMBA_NUM_THREADS = numba.config.NUMBA_NUM_THREADS, count
+    before = numba.get_num_threads()
+    numba.set_num_threads(count)
     try:
         yield
     finally:
-        numba.config.NUMBA_NUM_THREADS = before
+        numba.set_num_threads(before)

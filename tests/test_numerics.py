@@ -13,18 +13,17 @@ import pytest
 import tensorflow as tf
 
 from devkit.scratch_repo import REPO
-from devkit.settings import threads
 from parity_lstm.data.encoding import one_hot_pairs, running_parity
 from parity_lstm.engines.keras.oracle import keras_model, reference_model
 from parity_lstm.model import Layout, initial_members
 from parity_lstm.numerics import stepwise
 from parity_lstm.numerics.backprop import Adam, gradients, train_batches
-from parity_lstm.numerics.forward import MIN_LANES_PER_THREAD, probability_of_one, states
+from parity_lstm.numerics.forward import LANES, probability_of_one, states
 from parity_lstm.scoring import score
 from parity_lstm.trained import TrainedModel
 from parity_lstm.training import Validation, train
 from tests.arrays import generated, padded_batch
-from tests.digest_training import MEMBERS, ROWS, digest
+from tests.digest_training import MEMBERS, ROWS
 from tests.easy_fit import EASY_DATA, EASY_TRAIN, every_step
 from tools.predict import predict_line
 
@@ -153,8 +152,7 @@ def test_batches_in_one_kernel_call_give_the_bits_of_a_call_a_batch(cell, units)
     order = np.random.default_rng(units).permutation(90)
     batches = [np.sort(order[first : first + 32]) for first in range(0, 90, 32)]
     one_call, a_call_a_batch = (Adam(initial_members(units, 3, layout), 0.01) for _ in range(2))
-    with threads(1):  # one thread runs a batch's lanes: the batches run in one call
-        losses = train_batches(one_call, arrays, batches, layout)
+    losses = train_batches(one_call, arrays, batches, layout)
     for batch, loss in zip(batches, losses, strict=True):
         gradient, expected = gradients(a_call_a_batch.members, *(array[batch] for array in arrays), layout)
         a_call_a_batch.apply(gradient)
@@ -163,12 +161,19 @@ def test_batches_in_one_kernel_call_give_the_bits_of_a_call_a_batch(cell, units)
         np.testing.assert_array_equal(getattr(one_call, state), getattr(a_call_a_batch, state))
 
 
+def digest_in_process(**environment: str) -> str:
+    """tests.digest_training's digest, in a process of its own with this environment."""
+    environment = os.environ | {"PYTHONPATH": str(REPO)} | environment
+    command = [sys.executable, "-m", "tests.digest_training"]
+    done = subprocess.run(command, env=environment, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()[-1]
+
+
 def test_the_same_bytes_with_one_thread_or_two():
-    assert 2 * MIN_LANES_PER_THREAD <= MEMBERS * ROWS  # two threads do share the work
-    with threads(1):
-        one = digest()
-    with threads(2):  # whatever the machine's cores
-        assert digest() == one
+    """Whatever the machine's cores: a process's threads are NUMBA_NUM_THREADS, however many CPUs it has."""
+    assert MEMBERS * ROWS >= 2 * LANES  # chunks enough for two threads to share
+    assert digest_in_process(NUMBA_NUM_THREADS="1") == digest_in_process(NUMBA_NUM_THREADS="2")
 
 
 def host_runs(cpu: str) -> str | None:
@@ -186,15 +191,9 @@ def test_the_same_bytes_whatever_instruction_set_the_kernels_are_compiled_for(tm
     if reason := host_runs(cpu):
         pytest.skip(reason)
 
-    def digest_in_process(**environment: str) -> str:
-        environment = os.environ | {"NUMBA_NUM_THREADS": "2", "PYTHONPATH": str(REPO)} | environment
-        command = [sys.executable, "-m", "tests.digest_training"]
-        done = subprocess.run(command, env=environment, capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        return done.stdout.split()[-1]
-
     # A numba cache of its own: code compiled for another CPU stays out of the project's.
-    assert digest_in_process(NUMBA_CPU_NAME=cpu, NUMBA_CACHE_DIR=str(tmp_path)) == digest_in_process()
+    elsewhere = digest_in_process(NUMBA_NUM_THREADS="2", NUMBA_CPU_NAME=cpu, NUMBA_CACHE_DIR=str(tmp_path))
+    assert elsewhere == digest_in_process(NUMBA_NUM_THREADS="2")
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

@@ -6,8 +6,9 @@ softmax output), times the step's loss factor (0 on padding and on steps `target
 (row, step) and divided by rows x steps, as Keras reduces it with sample weights.
 """
 
-from functools import cache
+from functools import cache, partial
 
+import numba
 import numpy as np
 
 from parity_lstm.model import Layout
@@ -20,7 +21,6 @@ from parity_lstm.numerics.forward import (
     ZERO,
     gru_candidate,
     gru_gate,
-    in_chunks,
     inline,
     input_part,
     logits,
@@ -31,7 +31,6 @@ from parity_lstm.numerics.forward import (
     simple_rnn_step,
     start_chunk,
     step_bits,
-    threads_for,
 )
 
 # Keras' Adam defaults, which the reference experiment trains with.
@@ -75,7 +74,7 @@ def gradient_kernel(layout: Layout):
     DH_OUT = H + units
     STEP = DH_OUT + units
     STATE = C if gates == LSTM else H
-    # One lane buffer a thread, its rows: the weights, their gradient; h @ recurrent kernel going forward, dloss by
+    # A chunk's lane buffer, its rows: the weights, their gradient; h @ recurrent kernel going forward, dloss by
     # each gate row's input part (x @ kernel + bias) going back, and by its recurrent part, DR (a GRU's differ); the
     # logits; dloss by h and (an LSTM's) by c from the step after, a GRU's dloss by h along z * h; the loss; then the
     # rows of the step at hand, NOW, and of the step before, BEFORE. The kernel computes in this one buffer at rows
@@ -95,148 +94,153 @@ def gradient_kernel(layout: Layout):
     KEPT_I, KEPT_F, KEPT_G, KEPT_O = (NOW + OWN + n * units for n in range(4))
 
     @kernel
+    def chunk_gradient(members, chunk, batch_bits, batch_parity, batch_factors, scale, lane_gradient, lane_loss):
+        """Chunk `chunk` of a batch's lanes (lane g: member g // rows, row g % rows of batch_bits, batch_parity,
+        batch_factors): each lane's gradient of its loss (times `scale`) into lane_gradient[g], its loss into
+        lane_loss[g]. Its buffers are its own, so LLVM knows they overlap nothing and vectorises the lane loops."""
+        rows, steps = batch_bits.shape
+        lane, rows_of = np.empty((BEFORE + STEP, LANES), np.float32), np.empty(LANES, np.int64)
+        seq = np.empty((steps + 1, STEP, LANES), np.float32)
+        seq[0] = ZERO  # the state before step 0; the later steps are written before they are read
+        first_lane, n = chunk * LANES, start_chunk(members, chunk, rows, rows_of, lane)
+        lane[GRADIENT:DZ], lane[LOSS], lane[BEFORE:] = ZERO, ZERO, ZERO
+        for t in range(steps):
+            step_bits(batch_bits, rows_of, t, lane[NOW + CODE])
+            for j in range(LANES):
+                row = rows_of[j]
+                lane[NOW + TARGET, j] = ONE if row >= 0 and batch_parity[row, t] == 1 else ZERO
+                lane[NOW + FACTOR, j] = batch_factors[row, t] if row >= 0 else ZERO
+            recurrent_part(lane, spec, BEFORE + H, DZ)
+            for u in range(units):
+                for j in range(LANES):
+                    bit = lane[NOW + CODE, j]
+                    # The cells' steps written out here, every row a constant of the kernel: through a helper
+                    # taking its rows as a tuple, LLVM left this loop scalar.
+                    if gates == LSTM:
+                        i, f, g, o, c, tanh_c = lstm_step(lane, spec, u, j, bit, DZ, lane[BEFORE + C + u, j])
+                        lane[KEPT_I + u, j], lane[KEPT_F + u, j] = i, f
+                        lane[KEPT_G + u, j], lane[KEPT_O + u, j] = g, o
+                        lane[NOW + TANH_C + u, j], lane[NOW + C + u, j] = tanh_c, c
+                        lane[NOW + H + u, j] = o * tanh_c
+                    elif gates == GRU:  # in two passes, as forward.py's: the gates, then the candidate
+                        lane[KEPT_I + u, j] = gru_gate(lane, spec, u, j, bit, DZ)
+                        lane[KEPT_F + u, j] = gru_gate(lane, spec, units + u, j, bit, DZ)
+                    else:
+                        lane[NOW + H + u, j] = simple_rnn_step(lane, spec, u, j, bit, DZ)
+                if gates == GRU:
+                    for j in range(LANES):
+                        z, r = lane[KEPT_I + u, j], lane[KEPT_F + u, j]
+                        candidate, recurrent_h = gru_candidate(lane, spec, u, j, lane[NOW + CODE, j], DZ, r)
+                        lane[KEPT_G + u, j], lane[KEPT_O + u, j] = candidate, recurrent_h
+                        lane[NOW + H + u, j] = z * lane[BEFORE + H + u, j] + (ONE - z) * candidate
+            logits(lane, spec, NOW + H, OUT)
+            for j in range(LANES):
+                y, factor, out0, out1 = (
+                    lane[NOW + TARGET, j],
+                    lane[NOW + FACTOR, j],
+                    lane[OUT, j],
+                    lane[OUT + 1, j],
+                )
+                s0, s1 = sigmoid(out0), sigmoid(out1)
+                dl0, dl1 = scale * factor * (s0 - y), scale * factor * (s1 - (ONE - y))
+                lane[LOSS, j] += factor * (softplus(out0, s0) - out0 * y + softplus(out1, s1) - out1 * (ONE - y))
+                lane[OUT, j], lane[OUT + 1, j] = dl0, dl1
+                lane[GRADIENT + dense_bias, j] += dl0
+                lane[GRADIENT + dense_bias + 1, j] += dl1
+            for u in range(units):
+                for j in range(LANES):
+                    h, dl0, dl1 = lane[NOW + H + u, j], lane[OUT, j], lane[OUT + 1, j]
+                    lane[GRADIENT + dense + 2 * u, j] += dl0 * h
+                    lane[GRADIENT + dense + 2 * u + 1, j] += dl1 * h
+                    lane[NOW + DH_OUT + u, j] = dl0 * lane[dense + 2 * u, j] + dl1 * lane[dense + 2 * u + 1, j]
+            copy_rows(lane, NOW, seq[t + 1], 0, STEP)
+            copy_rows(lane, NOW + STATE, lane, BEFORE + STATE, STEP - STATE)
+        lane[DH_NEXT:LOSS] = ZERO
+        for t in range(steps - 1, -1, -1):  # backpropagation through time
+            copy_rows(seq[t + 1], 0, lane, NOW, STEP)
+            copy_rows(seq[t], STATE, lane, BEFORE + STATE, STEP - STATE)
+            for u in range(units):
+                for j in range(LANES):
+                    dh = lane[NOW + DH_OUT + u, j] + lane[DH_NEXT + u, j]
+                    if gates == LSTM:
+                        i, f, g, o, tanh_c = (
+                            lane[KEPT_I + u, j],
+                            lane[KEPT_F + u, j],
+                            lane[KEPT_G + u, j],
+                            lane[KEPT_O + u, j],
+                            lane[NOW + TANH_C + u, j],
+                        )
+                        dc = lane[DC_NEXT + u, j] + dh * o * (ONE - tanh_c * tanh_c)
+                        lane[DC_NEXT + u, j] = dc * f
+                        lane[DZ + u, j] = dc * g * i * (ONE - i)
+                        lane[DZ + units + u, j] = dc * lane[BEFORE + C + u, j] * f * (ONE - f)
+                        lane[DZ + 2 * units + u, j] = dc * i * (ONE - g * g)
+                        lane[DZ + 3 * units + u, j] = dh * tanh_c * o * (ONE - o)
+                    elif gates == GRU:
+                        z, r, candidate, recurrent_h = (
+                            lane[KEPT_I + u, j],
+                            lane[KEPT_F + u, j],
+                            lane[KEPT_G + u, j],
+                            lane[KEPT_O + u, j],
+                        )
+                        d_candidate = dh * (ONE - z) * (ONE - candidate * candidate)
+                        d_update = dh * (lane[BEFORE + H + u, j] - candidate) * z * (ONE - z)
+                        d_reset = d_candidate * recurrent_h * r * (ONE - r)
+                        lane[DIRECT + u, j] = dh * z
+                        lane[DZ + u, j], lane[DZ + units + u, j] = d_update, d_reset
+                        lane[DZ + 2 * units + u, j] = d_candidate
+                        lane[DR + u, j], lane[DR + units + u, j] = d_update, d_reset
+                        lane[DR + 2 * units + u, j] = d_candidate * r
+                    else:
+                        lane[DZ + u, j] = dh * (ONE - lane[NOW + H + u, j] * lane[NOW + H + u, j])
+            for q in range(width):
+                for j in range(LANES):
+                    dz, bit = lane[DZ + q, j], lane[NOW + CODE, j]
+                    lane[GRADIENT + kernel_x + q, j] += input_part(bit, dz, ZERO)
+                    lane[GRADIENT + kernel_not_x + q, j] += input_part(bit, ZERO, dz)
+                    lane[GRADIENT + bias + q, j] += dz
+                    if bias_rows == 2:  # a GRU's recurrent bias
+                        lane[GRADIENT + bias + width + q, j] += lane[DR + q, j]
+                for v in range(units):
+                    for j in range(LANES):
+                        lane[GRADIENT + recurrent + v * width + q, j] += lane[DR + q, j] * lane[BEFORE + H + v, j]
+            for v in range(units):
+                for j in range(LANES):
+                    lane[DH_NEXT + v, j] = lane[recurrent + v * width, j] * lane[DR, j]
+                for q in range(1, width):
+                    for j in range(LANES):
+                        lane[DH_NEXT + v, j] += lane[recurrent + v * width + q, j] * lane[DR + q, j]
+                if gates == GRU:
+                    for j in range(LANES):
+                        lane[DH_NEXT + v, j] += lane[DIRECT + v, j]
+        for j in range(n):
+            lane_gradient[first_lane + j] = lane[GRADIENT:DZ, j]
+            lane_loss[first_lane + j] = lane[LOSS, j]
+
+    @partial(kernel, parallel=True)
     def gradient_chunks(
-        members, moment_1, moment_2, alphas, bits, parity, loss_factors, batches, sizes, first, last, lane_gradient,
-        lane_loss, loss,
+        members, moment_1, moment_2, alphas, bits, parity, loss_factors, batches, sizes, gradient, loss
     ):  # fmt: skip
-        """Batch after batch, batch b being rows batches[b, :sizes[b]] of bits, parity and loss_factors: chunks
-        [first, last) of its lanes, each lane's gradient of its loss (times the batch's scale) into lane_gradient
-        (lanes, size), the loss into lane_loss (lanes,); lane g is member g // rows, row g % rows. Given `alphas`, one
-        a batch, each batch's lanes all run here, then each member's sums (its loss into loss[b]) and Adam's step (its
-        moments in moment_1, moment_2): the same kernels in the same order as a call a batch, so the same bits.
-        Without, the caller sums and steps (threads sharing a batch's chunks)."""
+        """Batch after batch, batch b being rows batches[b, :sizes[b]] of bits, parity and loss_factors: its chunks of
+        lanes shared by numba's threads (chunk_gradient); then each member's sums over its lanes into gradient
+        (members, size) and loss[b], in one fixed order; then, given `alphas` (one a batch), Adam's step (its moments
+        in moment_1, moment_2). Threads only share lanes, whose arithmetic does not depend on the thread: the same bits
+        with any number of them. Only this small loop is numba's parallel code, which compiles slowly."""
         count, size = members.shape
         steps = bits.shape[1]
-        lane = np.empty((BEFORE + STEP, LANES), np.float32)
-        seq = np.zeros((steps + 1, STEP, LANES), np.float32)  # seq[0], the state before step 0, stays zero
-        rows_of = np.empty(LANES, np.int64)
+        lane_gradient = np.empty((batches.shape[1] * count, size), np.float32)
+        lane_loss = np.empty(batches.shape[1] * count, np.float32)
         for b in range(len(sizes)):
             picked = batches[b, : sizes[b]]
             batch_bits, batch_parity, batch_factors = bits[picked], parity[picked], loss_factors[picked]
             rows, lanes = len(picked), len(picked) * count
             scale = np.float32(0.5 / (rows * steps))  # the two slots' mean, then Keras' "sum over batch size"
-            for chunk in range(first, min(last, (lanes + LANES - 1) // LANES)):
-                first_lane, n = chunk * LANES, start_chunk(members, chunk, rows, rows_of, lane)
-                lane[GRADIENT:DZ], lane[LOSS], lane[BEFORE:] = ZERO, ZERO, ZERO
-                for t in range(steps):
-                    step_bits(batch_bits, rows_of, t, lane[NOW + CODE])
-                    for j in range(LANES):
-                        row = rows_of[j]
-                        lane[NOW + TARGET, j] = ONE if row >= 0 and batch_parity[row, t] == 1 else ZERO
-                        lane[NOW + FACTOR, j] = batch_factors[row, t] if row >= 0 else ZERO
-                    recurrent_part(lane, spec, BEFORE + H, DZ)
-                    for u in range(units):
-                        for j in range(LANES):
-                            bit = lane[NOW + CODE, j]
-                            # The cells' steps written out here, every row a constant of the kernel: through a helper
-                            # taking its rows as a tuple, LLVM left this loop scalar.
-                            if gates == LSTM:
-                                i, f, g, o, c, tanh_c = lstm_step(lane, spec, u, j, bit, DZ, lane[BEFORE + C + u, j])
-                                lane[KEPT_I + u, j], lane[KEPT_F + u, j] = i, f
-                                lane[KEPT_G + u, j], lane[KEPT_O + u, j] = g, o
-                                lane[NOW + TANH_C + u, j], lane[NOW + C + u, j] = tanh_c, c
-                                lane[NOW + H + u, j] = o * tanh_c
-                            elif gates == GRU:  # in two passes, as forward.py's: the gates, then the candidate
-                                lane[KEPT_I + u, j] = gru_gate(lane, spec, u, j, bit, DZ)
-                                lane[KEPT_F + u, j] = gru_gate(lane, spec, units + u, j, bit, DZ)
-                            else:
-                                lane[NOW + H + u, j] = simple_rnn_step(lane, spec, u, j, bit, DZ)
-                        if gates == GRU:
-                            for j in range(LANES):
-                                z, r = lane[KEPT_I + u, j], lane[KEPT_F + u, j]
-                                candidate, recurrent_h = gru_candidate(lane, spec, u, j, lane[NOW + CODE, j], DZ, r)
-                                lane[KEPT_G + u, j], lane[KEPT_O + u, j] = candidate, recurrent_h
-                                lane[NOW + H + u, j] = z * lane[BEFORE + H + u, j] + (ONE - z) * candidate
-                    logits(lane, spec, NOW + H, OUT)
-                    for j in range(LANES):
-                        y, factor, out0, out1 = (
-                            lane[NOW + TARGET, j],
-                            lane[NOW + FACTOR, j],
-                            lane[OUT, j],
-                            lane[OUT + 1, j],
-                        )
-                        s0, s1 = sigmoid(out0), sigmoid(out1)
-                        dl0, dl1 = scale * factor * (s0 - y), scale * factor * (s1 - (ONE - y))
-                        lane[LOSS, j] += factor * (
-                            softplus(out0, s0) - out0 * y + softplus(out1, s1) - out1 * (ONE - y)
-                        )
-                        lane[OUT, j], lane[OUT + 1, j] = dl0, dl1
-                        lane[GRADIENT + dense_bias, j] += dl0
-                        lane[GRADIENT + dense_bias + 1, j] += dl1
-                    for u in range(units):
-                        for j in range(LANES):
-                            h, dl0, dl1 = lane[NOW + H + u, j], lane[OUT, j], lane[OUT + 1, j]
-                            lane[GRADIENT + dense + 2 * u, j] += dl0 * h
-                            lane[GRADIENT + dense + 2 * u + 1, j] += dl1 * h
-                            lane[NOW + DH_OUT + u, j] = dl0 * lane[dense + 2 * u, j] + dl1 * lane[dense + 2 * u + 1, j]
-                    copy_rows(lane, NOW, seq[t + 1], 0, STEP)
-                    copy_rows(lane, NOW + STATE, lane, BEFORE + STATE, STEP - STATE)
-                lane[DH_NEXT:LOSS] = ZERO
-                for t in range(steps - 1, -1, -1):  # backpropagation through time
-                    copy_rows(seq[t + 1], 0, lane, NOW, STEP)
-                    copy_rows(seq[t], STATE, lane, BEFORE + STATE, STEP - STATE)
-                    for u in range(units):
-                        for j in range(LANES):
-                            dh = lane[NOW + DH_OUT + u, j] + lane[DH_NEXT + u, j]
-                            if gates == LSTM:
-                                i, f, g, o, tanh_c = (
-                                    lane[KEPT_I + u, j],
-                                    lane[KEPT_F + u, j],
-                                    lane[KEPT_G + u, j],
-                                    lane[KEPT_O + u, j],
-                                    lane[NOW + TANH_C + u, j],
-                                )
-                                dc = lane[DC_NEXT + u, j] + dh * o * (ONE - tanh_c * tanh_c)
-                                lane[DC_NEXT + u, j] = dc * f
-                                lane[DZ + u, j] = dc * g * i * (ONE - i)
-                                lane[DZ + units + u, j] = dc * lane[BEFORE + C + u, j] * f * (ONE - f)
-                                lane[DZ + 2 * units + u, j] = dc * i * (ONE - g * g)
-                                lane[DZ + 3 * units + u, j] = dh * tanh_c * o * (ONE - o)
-                            elif gates == GRU:
-                                z, r, candidate, recurrent_h = (
-                                    lane[KEPT_I + u, j],
-                                    lane[KEPT_F + u, j],
-                                    lane[KEPT_G + u, j],
-                                    lane[KEPT_O + u, j],
-                                )
-                                d_candidate = dh * (ONE - z) * (ONE - candidate * candidate)
-                                d_update = dh * (lane[BEFORE + H + u, j] - candidate) * z * (ONE - z)
-                                d_reset = d_candidate * recurrent_h * r * (ONE - r)
-                                lane[DIRECT + u, j] = dh * z
-                                lane[DZ + u, j], lane[DZ + units + u, j] = d_update, d_reset
-                                lane[DZ + 2 * units + u, j] = d_candidate
-                                lane[DR + u, j], lane[DR + units + u, j] = d_update, d_reset
-                                lane[DR + 2 * units + u, j] = d_candidate * r
-                            else:
-                                lane[DZ + u, j] = dh * (ONE - lane[NOW + H + u, j] * lane[NOW + H + u, j])
-                    for q in range(width):
-                        for j in range(LANES):
-                            dz, bit = lane[DZ + q, j], lane[NOW + CODE, j]
-                            lane[GRADIENT + kernel_x + q, j] += input_part(bit, dz, ZERO)
-                            lane[GRADIENT + kernel_not_x + q, j] += input_part(bit, ZERO, dz)
-                            lane[GRADIENT + bias + q, j] += dz
-                            if bias_rows == 2:  # a GRU's recurrent bias
-                                lane[GRADIENT + bias + width + q, j] += lane[DR + q, j]
-                        for v in range(units):
-                            for j in range(LANES):
-                                lane[GRADIENT + recurrent + v * width + q, j] += (
-                                    lane[DR + q, j] * lane[BEFORE + H + v, j]
-                                )
-                    for v in range(units):
-                        for j in range(LANES):
-                            lane[DH_NEXT + v, j] = lane[recurrent + v * width, j] * lane[DR, j]
-                        for q in range(1, width):
-                            for j in range(LANES):
-                                lane[DH_NEXT + v, j] += lane[recurrent + v * width + q, j] * lane[DR + q, j]
-                        if gates == GRU:
-                            for j in range(LANES):
-                                lane[DH_NEXT + v, j] += lane[DIRECT + v, j]
-                for j in range(n):
-                    lane_gradient[first_lane + j] = lane[GRADIENT:DZ, j]
-                    lane_loss[first_lane + j] = lane[LOSS, j]
+            for chunk in numba.prange((lanes + LANES - 1) // LANES):
+                # int64, as typing has it: in the threads' code, compiled apart, prange's index is a uint64.
+                at = np.int64(chunk)
+                chunk_gradient(members, at, batch_bits, batch_parity, batch_factors, scale, lane_gradient, lane_loss)
+            member_sums(lane_gradient[:lanes], lane_loss[:lanes], np.float64(scale), gradient, loss[b])
             if len(alphas):
-                gradient = np.empty((count, size), np.float32)
-                member_sums(lane_gradient[:lanes], lane_loss[:lanes], np.float64(scale), gradient, loss[b])
                 adam_update(members, gradient, moment_1, moment_2, alphas[b])
 
     return gradient_chunks
@@ -270,28 +274,17 @@ def adam_update(members, gradient, m, v, alpha):
 def gradients(
     members: np.ndarray, bits: np.ndarray, parity: np.ndarray, loss_factors: np.ndarray, layout: Layout
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each member's gradient (members, size) and loss (members,) on one batch, its lanes shared by threads."""
+    """Each member's gradient (members, size) and loss (members,) on one batch, with no Adam step."""
     # Writable, as where the kernel steps Adam on them: one compiled version serves both (here it only reads them).
     members = np.require(members, np.float32, ["C", "W"])
-    loss_factors = read_only(loss_factors, np.float32)
-    bits, parity = read_only(bits, np.uint8), read_only(parity, np.uint8)
-    (count, size), (rows, steps) = members.shape, bits.shape
-    scale = np.float32(0.5 / (rows * steps))  # as gradient_chunks computes it
-    lane_gradient, lane_loss = np.empty((rows * count, size), np.float32), np.empty(rows * count, np.float32)
-    gradient_chunks = gradient_kernel(layout)
-    # One batch, every row in order, and no Adam step (no moments, no alphas): the threads share the batch's chunks.
-    every_row, no_moments, no_alphas = np.arange(rows)[None], np.empty((0, 0), np.float32), np.empty(0, np.float32)
-
-    def run(first: int, last: int) -> None:
-        gradient_chunks(
-            members, no_moments, no_moments, no_alphas, bits, parity, loss_factors, every_row, np.array([rows]),
-            first, last, lane_gradient, lane_loss, np.empty((1, count)),
-        )  # fmt: skip
-
-    in_chunks(run, rows * count)
-    gradient, loss = np.empty((count, size), np.float32), np.empty(count)
-    member_sums(lane_gradient, lane_loss, float(scale), gradient, loss)
-    return gradient, loss
+    no_moments, no_alphas = np.empty((0, 0), np.float32), np.empty(0, np.float32)
+    gradient, loss = np.empty(members.shape, np.float32), np.empty((1, len(members)))
+    every_row = np.arange(len(bits))[None]
+    gradient_kernel(layout)(
+        members, no_moments, no_moments, no_alphas, read_only(bits, np.uint8), read_only(parity, np.uint8),
+        read_only(loss_factors, np.float32), every_row, np.array([len(bits)]), gradient, loss,
+    )  # fmt: skip
+    return gradient, loss[0]
 
 
 class Adam:
@@ -313,40 +306,27 @@ class Adam:
 
 
 def train_batches(adam: Adam, arrays: tuple[np.ndarray, ...], batches: list[np.ndarray], layout: Layout) -> np.ndarray:
-    """Adam's steps on `batches` in turn, each the rows of `arrays` (bits, parity, loss factors) it gathers: each
-    member's loss on each batch, (batches, members). Where one thread runs a batch's lanes, the batches run in one
-    kernel call; where threads share them, a call a batch. The bits are the same either way."""
+    """Adam's steps on `batches` in turn, in one kernel call, each the rows of `arrays` (bits, parity, loss factors)
+    it gathers: each member's loss on each batch, (batches, members)."""
     bits, parity, loss_factors = arrays
-    count, size = adam.members.shape
-    if threads_for(len(batches[0]) * count) > 1:
-        losses = []
-        for batch in batches:
-            gradient, loss = gradients(adam.members, bits[batch], parity[batch], loss_factors[batch], layout)
-            adam.apply(gradient)
-            losses.append(loss)
-        return np.array(losses)
     sizes = np.array([len(batch) for batch in batches])
     table = np.zeros((len(batches), sizes.max()), np.int64)
     for row, batch in zip(table, batches, strict=True):
         row[: len(batch)] = batch
-    lanes = sizes.max() * count
     alphas = np.array([adam.next_alpha() for _ in batches], np.float32)
-    loss = np.empty((len(batches), count))
+    loss = np.empty((len(batches), len(adam.members)))
     gradient_kernel(layout)(
         adam.members, adam.m, adam.v, alphas, read_only(bits, np.uint8), read_only(parity, np.uint8),
-        read_only(loss_factors, np.float32), table, sizes, 0, -(-lanes // LANES),
-        np.empty((lanes, size), np.float32), np.empty(lanes, np.float32), loss,
+        read_only(loss_factors, np.float32), table, sizes, np.empty(adam.members.shape, np.float32), loss,
     )  # fmt: skip
     return loss
 
 
 def compile_all(layout: Layout) -> None:
-    """Compile (or load) the training kernels of `layout`, as training calls them: a batch's lanes shared by threads,
-    and batches in one call."""
+    """Compile (or load) the training kernel of `layout`, as training calls it."""
     members, bits, factors = (
         np.zeros((1, layout.size), np.float32),
         np.zeros((1, 1), np.uint8),
         np.ones((1, 1), np.float32),
     )
-    Adam(members, 0.1).apply(gradients(members, bits, bits, factors, layout)[0])
     train_batches(Adam(members, 0.1), (bits, bits, factors), [np.zeros(1, np.int64)], layout)

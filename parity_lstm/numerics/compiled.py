@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numba
 from numba.core.caching import CompileResultCacheImpl, FunctionCache, _CacheLocator, _SourceFileBackedLocatorMixin
+from numba.core.dispatcher import Dispatcher
+from numba.core.runtime import rtsys
+from numba.core.serialize import dumps
 
 # numba's "numpy" error model: a division by zero gives inf or nan, with no check and branch in every loop. Of
 # fast-math, only "no NaN, no infinity" (no value the kernels make is either): min and max then compile to single
@@ -71,6 +74,15 @@ class SourceKeyedCacheImpl(CompileResultCacheImpl):
     _locator_classes = (SourceKeyedLocator,)
 
 
+def stand_in(value):
+    """A closure variable as the cache key sees it: a kernel by its function's name, code and closure."""
+    if isinstance(value, Dispatcher):
+        function = value.py_func
+        closure = tuple(stand_in(cell.cell_contents) for cell in function.__closure__ or ())
+        return function.__qualname__, function.__code__.co_code, closure
+    return value
+
+
 class SharedCache(FunctionCache):
     """numba's cache in the machine's folder; an entry it cannot read or write is compiled in memory instead."""
 
@@ -78,7 +90,11 @@ class SharedCache(FunctionCache):
 
     def load_overload(self, sig, target_context):
         try:
-            return super().load_overload(sig, target_context)
+            # Not numba's, which first loads every typing and lowering registry (a third of a second, scipy included):
+            # loaded machine code needs numba's runtime (allocation) only, and a compile after a miss loads them itself.
+            rtsys.initialize(target_context)
+            with self._guard_against_spurious_io_errors():
+                return self._load_overload(sig, target_context)
         except Exception as error:  # a truncated or corrupt entry: pickle, EOF, OS errors
             notice(f"cannot read a kernel from the cache {cache_folder()} ({type(error).__name__})")
             try:
@@ -86,6 +102,14 @@ class SharedCache(FunctionCache):
             except OSError:
                 self.disable()
             return None
+
+    def _index_key(self, sig, codegen):
+        """numba's key, with a kernel in the closure (one kernel calling another that the same factory built) standing
+        for its code and its own closure: numba would hash it pickled, with an id new in each process, and so miss the
+        cache every time."""
+        sig_key, magic, (code, _) = super()._index_key(sig, codegen)
+        closure = tuple(stand_in(cell.cell_contents) for cell in self._py_func.__closure__ or ())
+        return sig_key, magic, (code, hashlib.sha256(dumps(closure)).hexdigest())
 
     def save_overload(self, sig, data):
         try:
@@ -95,9 +119,10 @@ class SharedCache(FunctionCache):
             self.disable()
 
 
-def kernel(function):
-    """`function` compiled by numba (nopython, the GIL released), its machine code cached in `cache_folder()`."""
-    dispatcher = numba.njit(**OPTIONS)(function)
+def kernel(function, parallel: bool = False):
+    """`function` compiled by numba (nopython, the GIL released; with `parallel`, its `numba.prange` loops shared by
+    numba's threads), its machine code cached in `cache_folder()`."""
+    dispatcher = numba.njit(parallel=parallel, **OPTIONS)(function)
     with suppress(RuntimeError):  # no cache folder: SourceKeyedLocator said why, and the kernel compiles in memory
         # Where `numba.njit(cache=True)` would keep numba's own FunctionCache beside the source.
         dispatcher._cache = SharedCache(function)

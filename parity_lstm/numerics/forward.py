@@ -12,9 +12,7 @@ fused multiply-add); tanh and sigmoid are explicit arithmetic (Eigen's float32 r
 libm, whose last bits may differ between machines.
 """
 
-from concurrent.futures import ThreadPoolExecutor
-from functools import cache
-from itertools import pairwise
+from functools import cache, partial
 
 import numba
 import numpy as np
@@ -27,8 +25,6 @@ from parity_lstm.numerics.scalar import HALF, ONE, ZERO
 
 # Lanes run together: their per-step buffers stay in the core's caches.
 LANES = 64
-# Fewer lanes than this a thread, and one thread runs them all: waking a second costs more than it saves.
-MIN_LANES_PER_THREAD = 512
 
 # The cells, told apart in the kernels by their gate rows a unit.
 LSTM, GRU, SIMPLE_RNN = (CELLS[name].gates for name in ("lstm", "gru", "simple_rnn"))
@@ -155,7 +151,7 @@ def forward_kernel(layout: Layout):
     """The forward kernel for members of this layout: its cell and units are constants of the kernel."""
     spec = units, gates, _ = layout.units, layout.spec.gates, layout.spec.bias_rows
     size = layout.size
-    # One buffer a thread, its rows: the weights, h @ recurrent kernel, h and c (an LSTM's) of even steps, of odd
+    # A chunk's buffer, its rows: the weights, h @ recurrent kernel, h and c (an LSTM's) of even steps, of odd
     # ones, the logits, the step's bits.
     Z = size
     STATES = Z + gates * units
@@ -163,78 +159,63 @@ def forward_kernel(layout: Layout):
     CODE = OUT + 2
 
     @kernel
-    def forward_chunks(members, bits, first, last, final_only, probability, hidden, cells):
-        """Chunks [first, last) of `bits` (rows, steps): the probability of parity 1 (softmax slot 0) after each
-        step, into probability (steps or 1, lanes); the states too into hidden and cells (steps, units, lanes) unless
-        they are empty (cells: an LSTM's cell state, other cells' hidden state). Lane g is member g // rows, row
-        g % rows: a chunk's lanes read neighbouring rows."""
+    def forward_chunk(members, bits, chunk, final_only, probability, hidden, cells):
+        """Chunk `chunk` of `bits` (rows, steps): the probability of parity 1 (softmax slot 0) after each step, into
+        probability (steps or 1, lanes); the states too into hidden and cells (steps, units, lanes) unless they are
+        empty (cells: an LSTM's cell state, other cells' hidden state). Lane g is member g // rows, row g % rows: a
+        chunk's lanes read neighbouring rows. Its buffers are its own, so LLVM vectorises the lane loops."""
         rows, steps = bits.shape
         keep_states = hidden.shape[0] > 0
         lane = np.empty((CODE + 1, LANES), np.float32)
         rows_of = np.empty(LANES, np.int64)
-        for chunk in range(first, last):
-            first_lane, n = chunk * LANES, start_chunk(members, chunk, rows, rows_of, lane)
-            lane[STATES:OUT] = ZERO  # the state before step 0
-            for t in range(steps):
-                now, before = STATES + 2 * units * (t % 2), STATES + 2 * units * (1 - t % 2)  # h rows, c rows after
-                step_bits(bits, rows_of, t, lane[CODE])
-                recurrent_part(lane, spec, before, Z)
-                for u in range(units):
+        first_lane, n = chunk * LANES, start_chunk(members, chunk, rows, rows_of, lane)
+        lane[STATES:OUT] = ZERO  # the state before step 0
+        for t in range(steps):
+            now, before = STATES + 2 * units * (t % 2), STATES + 2 * units * (1 - t % 2)  # h rows, c rows after
+            step_bits(bits, rows_of, t, lane[CODE])
+            recurrent_part(lane, spec, before, Z)
+            for u in range(units):
+                for j in range(LANES):
+                    bit = lane[CODE, j]
+                    if gates == LSTM:
+                        c_before = lane[before + units + u, j]
+                        _, _, _, o, c, tanh_c = lstm_step(lane, spec, u, j, bit, Z, c_before)
+                        lane[now + units + u, j], lane[now + u, j] = c, o * tanh_c
+                    elif gates == GRU:  # the gates over the recurrent parts they read, for the pass below
+                        lane[Z + u, j] = gru_gate(lane, spec, u, j, bit, Z)
+                        lane[Z + units + u, j] = gru_gate(lane, spec, units + u, j, bit, Z)
+                    else:
+                        lane[now + u, j] = simple_rnn_step(lane, spec, u, j, bit, Z)
+                if gates == GRU:
                     for j in range(LANES):
-                        bit = lane[CODE, j]
-                        if gates == LSTM:
-                            c_before = lane[before + units + u, j]
-                            _, _, _, o, c, tanh_c = lstm_step(lane, spec, u, j, bit, Z, c_before)
-                            lane[now + units + u, j], lane[now + u, j] = c, o * tanh_c
-                        elif gates == GRU:  # the gates over the recurrent parts they read, for the pass below
-                            lane[Z + u, j] = gru_gate(lane, spec, u, j, bit, Z)
-                            lane[Z + units + u, j] = gru_gate(lane, spec, units + u, j, bit, Z)
-                        else:
-                            lane[now + u, j] = simple_rnn_step(lane, spec, u, j, bit, Z)
-                    if gates == GRU:
-                        for j in range(LANES):
-                            update_gate, reset_gate = lane[Z + u, j], lane[Z + units + u, j]
-                            candidate, _ = gru_candidate(lane, spec, u, j, lane[CODE, j], Z, reset_gate)
-                            lane[now + u, j] = update_gate * lane[before + u, j] + (ONE - update_gate) * candidate
-                if keep_states:
-                    cell_row = now + units if gates == LSTM else now
-                    for u in range(units):
-                        for j in range(n):
-                            hidden[t, u, first_lane + j] = lane[now + u, j]
-                            cells[t, u, first_lane + j] = lane[cell_row + u, j]
-                if final_only and t < steps - 1:
-                    continue
-                logits(lane, spec, now, OUT)
-                row = 0 if final_only else t
-                for j in range(n):  # softmax slot 0 of two logits: the sigmoid of their difference
-                    probability[row, first_lane + j] = sigmoid(lane[OUT, j] - lane[OUT + 1, j])
+                        update_gate, reset_gate = lane[Z + u, j], lane[Z + units + u, j]
+                        candidate, _ = gru_candidate(lane, spec, u, j, lane[CODE, j], Z, reset_gate)
+                        lane[now + u, j] = update_gate * lane[before + u, j] + (ONE - update_gate) * candidate
+            if keep_states:
+                cell_row = now + units if gates == LSTM else now
+                for u in range(units):
+                    for j in range(n):
+                        hidden[t, u, first_lane + j] = lane[now + u, j]
+                        cells[t, u, first_lane + j] = lane[cell_row + u, j]
+            if final_only and t < steps - 1:
+                continue
+            logits(lane, spec, now, OUT)
+            row = 0 if final_only else t
+            for j in range(n):  # softmax slot 0 of two logits: the sigmoid of their difference
+                probability[row, first_lane + j] = sigmoid(lane[OUT, j] - lane[OUT + 1, j])
+
+    @partial(kernel, parallel=True)
+    def forward_chunks(members, bits, final_only, probability, hidden, cells):
+        """Every chunk of lanes, shared by numba's threads (forward_chunk): a lane's arithmetic does not depend on the
+        thread, so neither do the bits."""
+        for chunk in numba.prange((len(members) * len(bits) + LANES - 1) // LANES):
+            # int64, as typing has it: in the threads' code, compiled apart, prange's index is a uint64.
+            forward_chunk(members, bits, np.int64(chunk), final_only, probability, hidden, cells)
 
     return forward_chunks
 
 
 # ---- running them ---------------------------------------------------------------------------------------------
-
-
-@cache
-def thread_pool(threads: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(threads, thread_name_prefix="kernels")
-
-
-def threads_for(lanes: int) -> int:
-    """The threads that share `lanes`: NUMBA_NUM_THREADS at most (default: the CPUs); the results do not depend on
-    it."""
-    return max(1, min(numba.config.NUMBA_NUM_THREADS, lanes // MIN_LANES_PER_THREAD))
-
-
-def in_chunks(run, lanes: int) -> None:
-    """run(first_chunk, last_chunk) over every chunk of lanes, split between threads when there are enough lanes."""
-    chunks = -(-lanes // LANES)
-    threads = threads_for(lanes)
-    if threads == 1:
-        return run(0, chunks)
-    bounds = [chunks * n // threads for n in range(threads + 1)]
-    for done in [thread_pool(threads).submit(run, *pair) for pair in pairwise(bounds)]:
-        done.result()
 
 
 def read_only(array: np.ndarray, dtype) -> np.ndarray:
@@ -253,12 +234,7 @@ def probability_of_one(members: np.ndarray, bits: np.ndarray, layout: Layout, fi
     count, (rows, steps) = len(members), bits.shape
     probability = np.empty((1 if final_only else steps, count * rows), np.float32)
     none = np.empty((0, 0, 0), np.float32)
-    forward_chunks = forward_kernel(layout)
-
-    def run(first: int, last: int) -> None:
-        forward_chunks(members, bits, first, last, final_only, probability, none, none)
-
-    in_chunks(run, count * rows)
+    forward_kernel(layout)(members, bits, final_only, probability, none, none)
     return probability.reshape(-1, count, rows).transpose(0, 2, 1)
 
 
@@ -269,12 +245,7 @@ def states(weights: np.ndarray, bits: np.ndarray, layout: Layout) -> tuple[np.nd
     rows, steps = bits.shape
     hidden, cells = np.empty((2, steps, layout.units, rows), np.float32)
     probability = np.empty((steps, rows), np.float32)
-    forward_chunks = forward_kernel(layout)
-
-    def run(first: int, last: int) -> None:
-        forward_chunks(members, bits, first, last, False, probability, hidden, cells)
-
-    in_chunks(run, rows)
+    forward_kernel(layout)(members, bits, False, probability, hidden, cells)
     return hidden.transpose(2, 0, 1), cells.transpose(2, 0, 1)
 
 

@@ -20,9 +20,7 @@ def compile_all() -> dict:
     started = time.perf_counter()
     forward.compile_all(DEFAULT)
     backprop.compile_all(DEFAULT)
-    kernels = [
-        forward.forward_kernel(DEFAULT), backprop.gradient_kernel(DEFAULT), backprop.member_sums, backprop.adam_update
-    ]  # fmt: skip
+    kernels = [forward.forward_kernel(DEFAULT), backprop.gradient_kernel(DEFAULT)]
     loaded = [kernel.__name__ for kernel in kernels if sum(kernel.stats.cache_hits.values())]
     return {
         "seconds": time.perf_counter() - started,
