@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from devkit.scratch_repo import checkout_environment, kernels_ready, make_scratch_repo, run
+from devkit.scratch_repo import REPO, checkout_environment, kernels_ready, make_scratch_repo, run
 from devkit.settings import environment
 from parity_lstm.model import Layout, save_model
 from parity_lstm.numerics import compiled
@@ -23,9 +23,37 @@ def test_a_second_fresh_clone_compiles_nothing(tmp_path: Path):
         run(tmp_path, "git", "clone", "--quiet", str(origin), clone)
     with environment(PARITY_LSTM_CACHE_DIR=str(cache)):
         first, second = (kernels_ready(tmp_path / clone) for clone in ("first", "second"))
-    assert (len(first["loaded"]), len(first["compiled"]), first["cache"]) == (0, 4, str(cache))
-    assert (len(second["loaded"]), len(second["compiled"])) == (4, 0)
+    assert (len(first["loaded"]), len(first["compiled"]), first["cache"]) == (0, 2, str(cache))
+    assert (len(second["loaded"]), len(second["compiled"])) == (2, 0)
     assert not list((tmp_path / "second").rglob("*.nb[ic]"))  # nothing compiled beside the second clone's code
+
+
+# Each layout's probabilities of one on the same bits, as cached kernels give them, layouts named on the command line.
+FORWARD_SUMS = """
+import sys
+from parity_lstm.model import Layout, initial_members
+from parity_lstm.numerics.forward import probability_of_one
+from tests.arrays import padded_batch
+
+bits = padded_batch(300, 20, 0)[0]
+layouts = [Layout(1, cell) for cell in sys.argv[1:]]
+print(*(repr(probability_of_one(initial_members(0, 2, layout), bits, layout).sum()) for layout in layouts))
+"""
+
+
+def test_two_layouts_cached_by_two_processes_each_run_their_own_kernel_in_a_third(tmp_path: Path):
+    """numba names machine code after the function and a count of its own process: the same closure built for two
+    layouts, cached by two processes, must not share a name, or a process that loads both runs one for both."""
+
+    def sums(*cells: str) -> list[str]:
+        command = [sys.executable, "-c", FORWARD_SUMS, *cells]
+        env = checkout_environment() | {"PARITY_LSTM_CACHE_DIR": str(tmp_path)}
+        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    alone = sums("lstm") + sums("gru")  # each compiled and cached by a process of its own
+    assert sums("lstm", "gru") == alone and alone[0] != alone[1]
 
 
 def predict(folder: Path, cache: Path) -> subprocess.CompletedProcess:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from devkit.floor import floor_train_batches
 from devkit.scratch_repo import REPO
 from parity_lstm.data.encoding import one_hot_pairs, running_parity
 from parity_lstm.engines.keras.oracle import keras_model, reference_model
@@ -159,6 +160,20 @@ def test_batches_in_one_kernel_call_give_the_bits_of_a_call_a_batch(cell, units)
         np.testing.assert_array_equal(loss, expected)
     for state in ("members", "m", "v"):
         np.testing.assert_array_equal(getattr(one_call, state), getattr(a_call_a_batch, state))
+
+
+def test_the_same_rules_floor_gives_the_engine_s_bits():
+    """devkit/floor.py, the benchmark's floor under the engine's rules, is only a floor if it computes what the engine
+    does: the same losses, weights and moments, bit for bit, padding and loss factors included."""
+    layout = Layout(1)
+    arrays = padded_batch(90, 30, seed=5)
+    batches = [np.arange(first, min(first + 32, 90)) for first in range(0, 90, 32)]
+    engine, floor = (Adam(initial_members(5, 3, layout), 0.01) for _ in range(2))
+    np.testing.assert_array_equal(
+        train_batches(engine, arrays, batches, layout), floor_train_batches(floor, arrays, batches)
+    )
+    for state in ("members", "m", "v"):
+        np.testing.assert_array_equal(getattr(engine, state), getattr(floor, state))
 
 
 def digest_in_process(**environment: str) -> str:

@@ -93,11 +93,10 @@ def gradient_kernel(layout: Layout):
     # and the candidate's recurrent part.
     KEPT_I, KEPT_F, KEPT_G, KEPT_O = (NOW + OWN + n * units for n in range(4))
 
-    @kernel
+    @partial(kernel, variant=f"{layout.cell}{units}")
     def chunk_gradient(members, chunk, batch_bits, batch_parity, batch_factors, scale, lane_gradient, lane_loss):
-        """Chunk `chunk` of a batch's lanes (lane g: member g // rows, row g % rows of batch_bits, batch_parity,
-        batch_factors): each lane's gradient of its loss (times `scale`) into lane_gradient[g], its loss into
-        lane_loss[g]. Its buffers are its own, so LLVM knows they overlap nothing and vectorises the lane loops."""
+        """One chunk of a batch's lanes, as batches_kernel calls it. Its buffers are its own, so LLVM knows they
+        overlap nothing and vectorises the lane loops."""
         rows, steps = batch_bits.shape
         lane, rows_of = np.empty((BEFORE + STEP, LANES), np.float32), np.empty(LANES, np.int64)
         seq = np.empty((steps + 1, STEP, LANES), np.float32)
@@ -217,7 +216,17 @@ def gradient_kernel(layout: Layout):
             lane_gradient[first_lane + j] = lane[GRADIENT:DZ, j]
             lane_loss[first_lane + j] = lane[LOSS, j]
 
-    @partial(kernel, parallel=True)
+    return batches_kernel(chunk_gradient)
+
+
+@cache
+def batches_kernel(chunk_gradient):
+    """The training kernel around `chunk_gradient`, which computes one chunk of a batch's lanes:
+    chunk_gradient(members, chunk, batch_bits, batch_parity, batch_factors, scale, lane_gradient, lane_loss) writes
+    each lane's gradient of its loss (times `scale`) into lane_gradient[g] and its loss into lane_loss[g], lane g
+    being member g // rows, row g % rows of the batch."""
+
+    @partial(kernel, parallel=True, variant=chunk_gradient.py_func.__name__)
     def gradient_chunks(
         members, moment_1, moment_2, alphas, bits, parity, loss_factors, batches, sizes, gradient, loss
     ):  # fmt: skip
@@ -308,6 +317,11 @@ class Adam:
 def train_batches(adam: Adam, arrays: tuple[np.ndarray, ...], batches: list[np.ndarray], layout: Layout) -> np.ndarray:
     """Adam's steps on `batches` in turn, in one kernel call, each the rows of `arrays` (bits, parity, loss factors)
     it gathers: each member's loss on each batch, (batches, members)."""
+    return step_batches(gradient_kernel(layout), adam, arrays, batches)
+
+
+def step_batches(gradient_chunks, adam: Adam, arrays: tuple[np.ndarray, ...], batches: list[np.ndarray]) -> np.ndarray:
+    """train_batches with a kernel of batches_kernel's."""
     bits, parity, loss_factors = arrays
     sizes = np.array([len(batch) for batch in batches])
     table = np.zeros((len(batches), sizes.max()), np.int64)
@@ -315,7 +329,7 @@ def train_batches(adam: Adam, arrays: tuple[np.ndarray, ...], batches: list[np.n
         row[: len(batch)] = batch
     alphas = np.array([adam.next_alpha() for _ in batches], np.float32)
     loss = np.empty((len(batches), len(adam.members)))
-    gradient_kernel(layout)(
+    gradient_chunks(
         adam.members, adam.m, adam.v, alphas, read_only(bits, np.uint8), read_only(parity, np.uint8),
         read_only(loss_factors, np.float32), table, sizes, np.empty(adam.members.shape, np.float32), loss,
     )  # fmt: skip

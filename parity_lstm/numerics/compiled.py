@@ -75,11 +75,12 @@ class SourceKeyedCacheImpl(CompileResultCacheImpl):
 
 
 def stand_in(value):
-    """A closure variable as the cache key sees it: a kernel by its function's name, code and closure."""
+    """A closure variable as the cache key sees it: a kernel by its function's name, its file's content and its
+    closure."""
     if isinstance(value, Dispatcher):
         function = value.py_func
-        closure = tuple(stand_in(cell.cell_contents) for cell in function.__closure__ or ())
-        return function.__qualname__, function.__code__.co_code, closure
+        source = hashlib.sha256(Path(function.__code__.co_filename).read_bytes()).hexdigest()
+        return function.__qualname__, source, tuple(stand_in(cell.cell_contents) for cell in function.__closure__ or ())
     return value
 
 
@@ -119,9 +120,14 @@ class SharedCache(FunctionCache):
             self.disable()
 
 
-def kernel(function, parallel: bool = False):
+def kernel(function, parallel: bool = False, variant: str = ""):
     """`function` compiled by numba (nopython, the GIL released; with `parallel`, its `numba.prange` loops shared by
-    numba's threads), its machine code cached in `cache_folder()`."""
+    numba's threads), its machine code cached in `cache_folder()`. A closure that a factory builds for each layout or
+    callee is named after its `variant`: numba names machine code after the function's name and a count of its own
+    process, so two variants cached by two processes could share a name, and one process that loads both would run
+    the first for both."""
+    if variant:
+        function.__name__ = function.__qualname__ = f"{function.__qualname__}_{variant}"
     dispatcher = numba.njit(parallel=parallel, **OPTIONS)(function)
     with suppress(RuntimeError):  # no cache folder: SourceKeyedLocator said why, and the kernel compiles in memory
         # Where `numba.njit(cache=True)` would keep numba's own FunctionCache beside the source.

@@ -158,7 +158,7 @@ def forward_kernel(layout: Layout):
     OUT = STATES + 4 * units
     CODE = OUT + 2
 
-    @kernel
+    @partial(kernel, variant=f"{layout.cell}{units}")
     def forward_chunk(members, bits, chunk, final_only, probability, hidden, cells):
         """Chunk `chunk` of `bits` (rows, steps): the probability of parity 1 (softmax slot 0) after each step, into
         probability (steps or 1, lanes); the states too into hidden and cells (steps, units, lanes) unless they are
@@ -204,7 +204,7 @@ def forward_kernel(layout: Layout):
             for j in range(n):  # softmax slot 0 of two logits: the sigmoid of their difference
                 probability[row, first_lane + j] = sigmoid(lane[OUT, j] - lane[OUT + 1, j])
 
-    @partial(kernel, parallel=True)
+    @partial(kernel, parallel=True, variant=f"{layout.cell}{units}")
     def forward_chunks(members, bits, final_only, probability, hidden, cells):
         """Every chunk of lanes, shared by numba's threads (forward_chunk): a lane's arithmetic does not depend on the
         thread, so neither do the bits."""
