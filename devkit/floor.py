@@ -11,9 +11,9 @@ from functools import cache
 import numpy as np
 
 from parity_lstm.model import Layout
-from parity_lstm.numerics.backprop import Adam, batches_kernel, copy_rows, softplus, step_batches
+from parity_lstm.numerics.backprop import Adam, batches_kernel, copy_rows, softplus, step_batches, step_inputs
 from parity_lstm.numerics.compiled import kernel
-from parity_lstm.numerics.forward import LANES, ONE, ZERO, inline, input_part, sigmoid, start_chunk, step_bits, tanh
+from parity_lstm.numerics.forward import LANES, ONE, ZERO, inline, input_part, sigmoid, start_chunk, tanh
 
 LAYOUT = Layout(1)
 X, RECURRENT, BIAS, DENSE, DENSE_BIAS, SIZE = LAYOUT.offsets  # weight rows; 1 - x's kernel: X + 4
@@ -52,11 +52,7 @@ def floor_chunk(members, chunk, bits, parity, factors, scale, lane_gradient, lan
     rows_of = np.empty(LANES, np.int64)
     first_lane, n = chunk * LANES, start_chunk(members, chunk, rows, rows_of, w)
     for t in range(steps):
-        step_bits(bits, rows_of, t, w[NOW + CODE])
-        for j in range(LANES):
-            row = rows_of[j]
-            w[NOW + TARGET, j] = ONE if row >= 0 and parity[row, t] == 1 else ZERO
-            w[NOW + FACTOR, j] = factors[row, t] if row >= 0 else ZERO
+        step_inputs(bits, parity, factors, rows_of, t, w, NOW + CODE)
         for j in range(LANES):  # the cell
             bit, h_before = w[NOW + CODE, j], w[BEFORE_H, j]
             i, f = sigmoid(gate(w, GATE_I, j, bit, h_before)), sigmoid(gate(w, GATE_F, j, bit, h_before))

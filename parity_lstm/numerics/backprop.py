@@ -58,6 +58,17 @@ def copy_rows(source, first, target, first_target, count):
             target[first_target + r, j] = source[first + r, j]
 
 
+@inline
+def step_inputs(bits, parity, loss_factors, rows_of, t, lane, first):
+    """Step t of every lane into lane rows first.. first + 2, as float32: its bit (PAD past the batch's end), target
+    parity and loss factor (0 past the end)."""
+    step_bits(bits, rows_of, t, lane[first])
+    for j in range(LANES):
+        row = rows_of[j]
+        lane[first + 1, j] = ONE if row >= 0 and parity[row, t] == 1 else ZERO
+        lane[first + 2, j] = loss_factors[row, t] if row >= 0 else ZERO
+
+
 @cache
 def gradient_kernel(layout: Layout):
     """The training kernel for members of this layout, built as `forward_kernel` is."""
@@ -104,11 +115,7 @@ def gradient_kernel(layout: Layout):
         first_lane, n = chunk * LANES, start_chunk(members, chunk, rows, rows_of, lane)
         lane[GRADIENT:DZ], lane[LOSS], lane[BEFORE:] = ZERO, ZERO, ZERO
         for t in range(steps):
-            step_bits(batch_bits, rows_of, t, lane[NOW + CODE])
-            for j in range(LANES):
-                row = rows_of[j]
-                lane[NOW + TARGET, j] = ONE if row >= 0 and batch_parity[row, t] == 1 else ZERO
-                lane[NOW + FACTOR, j] = batch_factors[row, t] if row >= 0 else ZERO
+            step_inputs(batch_bits, batch_parity, batch_factors, rows_of, t, lane, NOW + CODE)
             recurrent_part(lane, spec, BEFORE + H, DZ)
             for u in range(units):
                 for j in range(LANES):
