@@ -106,8 +106,8 @@ class SharedCache(FunctionCache):
 
     def _index_key(self, sig, codegen):
         """numba's key, with a kernel in the closure (one kernel calling another that the same factory built) standing
-        for its code and its own closure: numba would hash it pickled, with an id new in each process, and so miss the
-        cache every time."""
+        for its name, its source and its own closure (`stand_in`): numba would hash it pickled, with an id new in each
+        process, and so miss the cache every time."""
         sig_key, magic, (code, _) = super()._index_key(sig, codegen)
         closure = tuple(stand_in(cell.cell_contents) for cell in self._py_func.__closure__ or ())
         return sig_key, magic, (code, hashlib.sha256(dumps(closure)).hexdigest())
