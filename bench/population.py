@@ -104,7 +104,7 @@ def table(result: dict) -> str:
     ]
     for members in POPULATIONS:
         one, two, keras = (steady[f"{members} {name}"] for name, _, _ in ENGINES)
-        (engine, floor), probe = steps[members].values(), probes.get(members)
+        engine, floor, probe = steps[members]["engine"], steps[members]["floor"], probes.get(members)
         lines.append(
             f"| {members} | {one:.3f} s | {two:.3f} s | {keras:.2f} s | {keras / min(one, two):.1f}x "
             f"| {engine:.3f} s | {floor:.3f} s | {engine / floor:.2f} | "
